@@ -1,0 +1,172 @@
+# artifactfs - plain Makefile (STYLE.md "Build").
+#
+#   make            build build/artifactfs (quiet; V=1 shows commands)
+#   make deps       install missing Debian packages (root, apt-get)
+#   make check      deps, then ASan+UBSan build, unit tests, integration tests
+#   make demo       deps, then the main job end to end on loopback
+#   make bench      benchmarks (not part of check); see docs/BENCHMARKS.md
+#   make fuzz       libFuzzer targets (clang) in build/fuzz/
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= /sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= /etc/systemd/system
+DESTDIR ?=
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+# Debian packages needed to build, test and demo (make deps).
+DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
+	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
+	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
+	meson ninja-build
+
+PKGS := libcurl openssl libxxhash jansson
+
+# libfuse: a private static 3.17 build when the system's is older (mk/libfuse.mk).
+include mk/libfuse.mk
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LMDB_LIBS := $(shell pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
+INIH_LIBS := $(shell pkg-config --libs inih 2>/dev/null || echo -linih)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
+	-Wformat=2 -Wno-format-nonliteral -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+	-pthread -I. -DAF_BINDIR=\"$(BINDIR)\" $(FUSE_CFLAGS) $(PKG_CFLAGS) -MMD -MP
+LIBS := $(FUSE_LIBS) $(PKG_LIBS) $(LMDB_LIBS) $(INIH_LIBS) -lpthread
+
+ifeq ($(SAN),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+LDSAN := -fsanitize=address,undefined
+endif
+
+# One static library per subsystem; dependencies point one way
+# (tools -> fs -> cache -> sources -> policy), and so does the link order.
+SUBSYS := policy sources cache fs
+$(foreach s,$(SUBSYS),$(eval $(s)_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(s)/*.c))))
+LIB_policy := $(BUILD)/libpolicy.a
+LIB_sources := $(BUILD)/libsources.a $(LIB_policy)
+LIB_cache := $(BUILD)/libcache.a $(LIB_sources)
+LIB_fs := $(BUILD)/libfs.a $(LIB_cache)
+LIBAF := $(LIB_fs)
+
+TOOL_SRCS := $(filter-out tools/mount_artifactfs.c,$(wildcard tools/*.c))
+TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+# tests/unit/test_<subsystem>_<what>.c links that subsystem and those below it.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
+TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps check unit unit-bins integration demo bench fuzz install clean distclean \
+	$(foreach s,$(SUBSYS),unit-$(s))
+.DEFAULT_GOAL := all
+.SECONDARY:
+
+all: $(BUILD)/artifactfs $(BUILD)/mount.artifactfs $(TESTTOOL_BINS)
+
+$(BUILD)/%.o: %.c $(FUSE_DEP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib%.a:
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(foreach s,$(SUBSYS),$(eval $(BUILD)/lib$(s).a: $$($(s)_OBJS)))
+
+$(BUILD)/artifactfs: $(TOOL_OBJS) $(LIBAF)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $(TOOL_OBJS) $(LIBAF) $(LIBS)
+
+$(BUILD)/mount.artifactfs: $(BUILD)/tools/mount_artifactfs.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) $(LDFLAGS) -o $@ $<
+
+# Unit tests: the subsystem is the word after "test_".
+define unit_rule
+$(BUILD)/tests/test_$(1)_%: $(BUILD)/tests/unit/test_$(1)_%.o $$(LIB_$(1))
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(LDSAN) $$(LDFLAGS) -pthread -o $$@ $$< $$(LIB_$(1)) $$(LIBS) $$(CMOCKA_LIBS)
+unit-$(1): $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS))
+	$$(Q)sh tests/run_unit.sh $$^
+endef
+$(foreach s,$(SUBSYS),$(eval $(call unit_rule,$(s))))
+
+# Test tools: standalone programs (libc only), or linked with the library
+# when their name starts with af_lib_.
+$(BUILD)/tests/af_lib_%: $(BUILD)/tests/tools/af_lib_%.o $(LIBAF)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $< $(LIBAF) $(LIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $<
+
+deps:
+	$(Q)sh mk/deps.sh $(DEB_PKGS)
+	$(Q)$(MAKE) --no-print-directory libfuse-deps
+
+# make check: sanitizer build in build/san, then every test.
+check: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" all unit-bins
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit integration
+
+unit-bins: $(UNIT_BINS)
+
+unit: $(UNIT_BINS)
+	$(Q)sh tests/run_unit.sh $(UNIT_BINS)
+
+integration: all
+	$(Q)AF_BUILD=$(abspath $(BUILD)) bash tests/integration/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)AF_BUILD=$(abspath $(BUILD)) bash tools/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)AF_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
+		$(foreach s,$(SUBSYS),build/fuzz/lib$(s).a)
+	$(Q)for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); echo "  FUZZ    build/fuzz/$$n"; \
+		clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
+		$(FUSE_CFLAGS) $(PKG_CFLAGS) -o build/fuzz/$$n $$f build/fuzz/libfs.a build/fuzz/libcache.a build/fuzz/libsources.a build/fuzz/libpolicy.a $(LIBS) || exit 1; \
+	done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/artifactfs
+	install -m 0755 $(BUILD)/artifactfs $(DESTDIR)$(BINDIR)/artifactfs
+	install -m 0755 $(BUILD)/mount.artifactfs $(DESTDIR)$(SBINDIR)/mount.artifactfs
+	install -m 0644 docs/artifactfs.1 $(DESTDIR)$(MANDIR)/man1/artifactfs.1
+	install -m 0644 tools/artifactfs.service $(DESTDIR)$(UNITDIR)/artifactfs.service
+	test -e $(DESTDIR)/etc/artifactfs/artifactfs.conf || \
+		install -m 0644 tools/artifactfs.conf.example $(DESTDIR)/etc/artifactfs/artifactfs.conf
+
+clean:
+	rm -rf build/artifactfs build/mount.artifactfs build/*.a build/policy build/sources \
+		build/cache build/fs build/tools build/tests build/san build/fuzz
+
+distclean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,150 @@
+/*
+ * cache.h - the local blob cache (DESIGN §6): one sparse data file per blob
+ * under <dir>/blobs/<algo>/<hex[0:2]>/<hex>, and an LMDB environment
+ * <dir>/index/ that is the single source of truth for what is there.
+ *
+ * Stage -> verify -> commit: a blob becomes CACHE_VERIFIED only after the
+ * full SHA-256/512 over its bytes, in offset order, matched the registered
+ * digest. A mismatch (or a size that differs from the registration)
+ * quarantines it: data dropped, audit verify_failed, every waiter gets
+ * AF_EDIGEST / AF_ESIZE.
+ *
+ * Thread-safety: every function may be called from any thread.
+ */
+#ifndef CACHE_CACHE_H
+#define CACHE_CACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../policy/policy.h"
+
+struct pol_config;
+struct audit;
+struct src_ctx;
+
+struct cache;
+
+/*
+ * Opens (creating if needed) the cache at cfg->cache_dir: folders, LMDB
+ * environment, fetch threads. srcs and audit may be NULL (a cache used only
+ * for listing and eviction); they and cfg must outlive the cache.
+ * Returns 0 and *out, or -errno with a message logged.
+ */
+int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
+	       struct audit *audit, struct cache **out);
+/* Cancels fetches (waiters get -ECANCELED), joins threads, closes. */
+void cache_close(struct cache *c);
+
+enum cache_state {
+	CACHE_NONE = 0,		/* nothing known */
+	CACHE_PARTIAL,		/* some chunks present, not verified */
+	CACHE_VERIFIED,		/* full digest matched; servable */
+	CACHE_QUARANTINED,	/* failed verification; not servable */
+};
+const char *cache_state_name(enum cache_state s);
+
+struct cache_info {
+	struct pol_digest digest;
+	enum cache_state state;
+	bool size_known;
+	uint64_t size;
+	uint64_t chunk_size;
+	uint64_t chunks_present;
+	uint64_t chunks_total;
+	uint64_t bytes_present;
+	long long verified_at;		/* epoch seconds, 0 if never */
+	long long last_access;		/* epoch seconds */
+	bool fetching;			/* a fetch is in flight (any process) */
+	char project[64];		/* from the registration snapshot */
+	char name[201];
+};
+
+/* Fills *out for digest. Returns 0, -ENOENT when the cache knows nothing. */
+int cache_stat(struct cache *c, const struct pol_digest *d,
+	       struct cache_info *out);
+
+/*
+ * Called exactly once when an ensure finishes: 0 (blob verified), or a
+ * negative error (AF_EDIGEST, AF_ESIZE, AF_ESOURCE, AF_ETIMEDOUT,
+ * -ECANCELED, -ENOSPC, …). Runs on a cache thread; must not call back into
+ * cache_ensure/cache_cancel for the same waiter.
+ */
+typedef void (*cache_done_fn)(void *arg, int err);
+
+struct cache_waiter;
+
+/*
+ * Makes the blob of r present and verified. If it already is, returns 0 at
+ * once and done is not called. Otherwise starts (or joins: one fetch per
+ * blob, across threads and, through the index lease, across processes) a
+ * fetch and returns -EINPROGRESS; done(arg, err) follows exactly once unless
+ * cache_cancel() wins first. *waiter (may be NULL) receives the handle for
+ * cache_cancel. Any other negative return means done will not be called.
+ * r is copied.
+ */
+int cache_ensure(struct cache *c, const struct pol_registration *r,
+		 cache_done_fn done, void *arg, struct cache_waiter **waiter);
+
+/*
+ * Withdraws a waiter: returns true if done was not and will not be called
+ * (the fetch goes on for others); false if done has been or is being
+ * called. The waiter handle is invalid after either done or a true return.
+ */
+bool cache_cancel(struct cache *c, struct cache_waiter *w);
+
+/*
+ * Blocking form of cache_ensure (for prefetch and tests). progress, when
+ * not NULL, is called from a cache thread as bytes land (done, total).
+ * Returns 0 or the error done would have got.
+ */
+int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
+		      void (*progress)(void *arg, uint64_t done, uint64_t total),
+		      void *arg);
+
+/*
+ * Opens the data file of a verified blob read-only (O_RDONLY|O_CLOEXEC) and
+ * records the access time. Returns an fd (caller closes) or -ENOENT when
+ * the blob is not verified. The open fd keeps reading correct bytes even if
+ * the blob is evicted meanwhile (the file is unlinked, not truncated).
+ */
+int cache_open_verified(struct cache *c, const struct pol_digest *d,
+			uint64_t *size);
+
+/* Iterates every blob the index knows. Stops when fn returns non-zero. */
+int cache_foreach(struct cache *c,
+		  int (*fn)(void *arg, const struct cache_info *info),
+		  void *arg);
+
+/*
+ * Removes a blob from the cache (index record and data file), unless a
+ * fetch of it is in flight (-EBUSY). Open readers are unaffected. Audited
+ * as evict. Returns 0, -ENOENT or -EBUSY.
+ */
+int cache_evict(struct cache *c, const struct pol_digest *d,
+		const char *reason);
+
+/*
+ * Re-checks a verified blob: quick = each chunk's xxh3 against the index;
+ * otherwise the full digest. A mismatch quarantines it. Returns 0,
+ * AF_EDIGEST or -errno.
+ */
+int cache_verify(struct cache *c, const struct pol_digest *d, bool quick);
+
+/* Totals over the whole cache. */
+struct cache_stats {
+	uint64_t blobs;
+	uint64_t verified;
+	uint64_t partial;
+	uint64_t quarantined;
+	uint64_t bytes;		/* bytes present in data files */
+	uint64_t max_size;	/* configured limit, 0 = none */
+};
+int cache_get_stats(struct cache *c, struct cache_stats *out);
+
+/* Path of the data file for d into buf. Returns buf, or NULL if too small. */
+char *cache_blob_path(struct cache *c, const struct pol_digest *d, char *buf,
+		      size_t len);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * config.h - the INI configuration file (DESIGN §10), parsed with libinih.
+ * Sizes take K/M/G/T (powers of 1024), durations s/m/h/d (a bare number is
+ * seconds). Unknown sections or keys are errors naming the key and line.
+ */
+#ifndef POL_CONFIG_H
+#define POL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POL_CONFIG_DEFAULT_PATH "/etc/artifactfs/artifactfs.conf"
+
+enum pol_passthrough {
+	POL_PASSTHROUGH_AUTO = 0,
+	POL_PASSTHROUGH_ON,
+	POL_PASSTHROUGH_OFF,
+};
+
+/* A plain value object; pol_config_release frees every string. */
+struct pol_config {
+	char *path;			/* file it was read from, or NULL */
+
+	/* [cache] */
+	char *cache_dir;		/* default /var/cache/artifactfs */
+	uint64_t cache_max_size;	/* bytes; 0 = no limit (default) */
+	uint64_t chunk_size;		/* default 8M; power of two, 64K..1G */
+
+	/* [registry] */
+	char *registry_dir;		/* default /etc/artifactfs/registry */
+	char *registry_url;		/* NULL unless set */
+	char *registry_token_file;	/* NULL unless set */
+	uint64_t registry_refresh_ms;	/* default 30s */
+
+	/* [policy] */
+	char *policy_file;		/* NULL unless set */
+
+	/* [credentials] */
+	char *credentials_dir;		/* NULL unless set */
+	char *credentials_helper;	/* NULL unless set */
+	uint64_t credentials_max_lifetime_ms;	/* default 12h */
+
+	/* [fetch] */
+	unsigned fetch_connections;	/* default 8, 1..64 */
+	unsigned fetch_retries;		/* default 5, 0..100 */
+	uint64_t connect_timeout_ms;	/* default 10s */
+	uint64_t low_speed_timeout_ms;	/* default 30s */
+	char *ca_file;			/* NULL unless set */
+	char *proxy;			/* NULL unless set */
+	char **mirrors;			/* comma- or space-separated list */
+	size_t n_mirrors;
+
+	/* [audit] */
+	char *audit_log;		/* default /var/log/artifactfs/audit.jsonl */
+	bool audit_syslog;		/* default false */
+
+	/* [fs] */
+	enum pol_passthrough passthrough;	/* default auto */
+};
+
+/* Fills cfg with the defaults above. Returns 0 or -ENOMEM. */
+int pol_config_init(struct pol_config *cfg);
+
+/*
+ * Parses INI text on top of the values already in cfg (call
+ * pol_config_init first). origin names the text in messages. Returns 0, or
+ * AF_EPARSE with "<origin>:<line>: <problem>" in err; cfg then holds a mix
+ * and must only be released. Secrets are refused here: a key that looks
+ * like a secret (token, secret, password, key) is an error (DESIGN §5).
+ */
+int pol_config_parse(struct pol_config *cfg, const char *buf, size_t len,
+		     const char *origin, char *err, size_t errlen);
+
+/* pol_config_init + read path + pol_config_parse. -errno or AF_EPARSE. */
+int pol_config_load(const char *path, struct pol_config *cfg, char *err,
+		    size_t errlen);
+
+void pol_config_release(struct pol_config *cfg);
+
+/* "512K", "8M", "2G", "1T", "4096" -> bytes. 0 or AF_EPARSE. */
+int pol_parse_size(const char *s, uint64_t *out);
+/* "30s", "5m", "12h", "1d", "90" (seconds) -> milliseconds. 0 or AF_EPARSE. */
+int pol_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

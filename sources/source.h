@@ -1,0 +1,123 @@
+/*
+ * source.h - where blob bytes come from (DESIGN §1 sources/). One
+ * struct src_ops per source type, each in its own file, behind this one
+ * interface (STYLE.md "One vtable per seam"); HTTP-based types share the
+ * libcurl multi engine in http_engine.c.
+ *
+ * Ranged reads are asynchronous: src_read_range() submits, bytes arrive in
+ * offset order within the range through on_data, and on_done is called
+ * exactly once. Retries (exponential backoff with jitter, bounded by
+ * [fetch] retries), resumption of a broken transfer from the last byte
+ * delivered, timeouts, redirect rules and response validation (status,
+ * Content-Range, length) all happen inside the source: the caller sees
+ * either every byte of the range, in order, once, then on_done(0), or
+ * on_done(err) after a prefix.
+ */
+#ifndef SRC_SOURCE_H
+#define SRC_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pol_config;
+struct pol_registration;
+
+/* Per-process source context: config, the HTTP engine thread, TLS setup. */
+struct src_ctx;
+
+/*
+ * Creates the context and starts the HTTP engine thread. cfg must outlive
+ * the context (only the [fetch] values are read). Returns 0 or -errno.
+ */
+int src_ctx_new(const struct pol_config *cfg, struct src_ctx **out);
+/*
+ * Stops the engine: pending ranges end with on_done(-ECANCELED). Sources
+ * still open may only be closed (src_close) afterwards. ctx == NULL does
+ * nothing.
+ */
+void src_ctx_free(struct src_ctx *ctx);
+
+/* One source object for one blob of one registration. */
+struct src;
+
+struct src_range_cb {
+	/*
+	 * Called with consecutive bytes starting at the range offset. Return 0
+	 * to go on, or a negative error to abort the range (on_done then gets
+	 * that error). Runs on the engine thread: do not block for long.
+	 */
+	int (*on_data)(void *arg, uint64_t off, const void *buf, size_t len);
+	/*
+	 * Called exactly once: 0 after the whole range was delivered, or a
+	 * negative error (AF_ESOURCE, AF_ETIMEDOUT, AF_ESIZE, -ECANCELED,
+	 * the on_data error). May be called from inside src_read_range (file
+	 * source, or a submission that fails at once) or from the engine
+	 * thread. reason, when not NULL, says why in words fit for the audit
+	 * log (no secrets).
+	 */
+	void (*on_done)(void *arg, int err, const char *reason);
+	void *arg;
+};
+
+/*
+ * Opens the source for r (picks the vtable by r->source_type; copies what it
+ * needs of r). Does no network I/O. Returns 0 and *out, -ENOTSUP for a
+ * source type not built in, or AF_EPARSE for a URI the type rejects.
+ */
+int src_open(struct src_ctx *ctx, const struct pol_registration *r,
+	     struct src **out);
+
+/*
+ * Learns the object's size (HEAD, or a one-byte ranged GET where HEAD is
+ * refused). Blocking, bounded by the timeouts and retries. Returns 0 and
+ * *size, or a negative error with reason filled (may be NULL).
+ */
+int src_size(struct src *s, uint64_t *size, char *reason, size_t reasonlen);
+
+/*
+ * Submits a read of [off, off + len). Bounded memory: data is handed on as
+ * it arrives, never buffered whole. Returns 0 when submitted (on_done will
+ * follow), or a negative error when it could not be (on_done then is not
+ * called). Thread-safe.
+ */
+int src_read_range(struct src *s, uint64_t off, uint64_t len,
+		   const struct src_range_cb *cb);
+
+/*
+ * Closes the source. Ranges still in flight are cancelled and their on_done
+ * called with -ECANCELED before this returns. s == NULL does nothing.
+ */
+void src_close(struct src *s);
+
+/* Redacted URI of the source, for logs and audit. Valid while s lives. */
+const char *src_redacted_uri(const struct src *s);
+
+/*
+ * True once a response of this source showed that its server ignores Range
+ * (200 with the whole body): each range then costs the bytes before it too,
+ * so a caller should fetch such a source sequentially. Thread-safe.
+ */
+bool src_range_ignored(const struct src *s);
+
+/* Counters since the context was created (for tests and bench). */
+struct src_stats {
+	uint64_t requests;	/* HTTP requests started */
+	uint64_t retries;	/* requests retried after a failure */
+	uint64_t bytes;		/* body bytes delivered to on_data */
+};
+void src_ctx_stats(struct src_ctx *ctx, struct src_stats *out);
+
+/* The vtable each source type implements (sources/src_int.h has helpers). */
+struct src_ops {
+	const char *name;		/* "https", "file", … */
+	int type;			/* enum pol_source_type */
+	int (*open)(struct src *s, const struct pol_registration *r);
+	int (*size)(struct src *s, uint64_t *size, char *reason,
+		    size_t reasonlen);
+	int (*read_range)(struct src *s, uint64_t off, uint64_t len,
+			  const struct src_range_cb *cb);
+	void (*close)(struct src *s);
+};
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * cli.h - shared by the artifactfs subcommands (tools/).
+ */
+#ifndef TOOLS_CLI_H
+#define TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../policy/config.h"
+#include "../policy/policy.h"
+
+/* Exit codes (DESIGN §9). */
+#define EXIT_OK		0
+#define EXIT_FAIL	1
+#define EXIT_USAGE	2
+
+struct cli {
+	const char *config_path;	/* -c, default POL_CONFIG_DEFAULT_PATH */
+	bool json;			/* --json */
+	struct pol_config cfg;		/* loaded by cli_load_config */
+	bool cfg_loaded;
+};
+
+/* Loads cli->config_path into cli->cfg; prints the error. 0 or EXIT_FAIL. */
+int cli_load_config(struct cli *cli);
+
+/*
+ * Loads the registry and the policy named by the config. Problems are
+ * printed when verbose. Returns 0 or EXIT_FAIL (policy unreadable).
+ */
+int cli_load_registry(struct cli *cli, struct pol_registry **reg,
+		      struct pol_policy **pol, bool verbose);
+
+/*
+ * Resolves REF ("project/name@digest" or "project/name@channel") to a
+ * registration in reg. Returns it (owned by reg) or NULL with a message in
+ * err.
+ */
+const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
+					       const struct pol_policy *pol,
+					       const char *ref, char *err,
+					       size_t errlen);
+
+/* Formats a byte count as "1.5 GiB" into buf. Returns buf. */
+char *cli_human_size(unsigned long long n, char *buf, size_t len);
+
+int cmd_mount(struct cli *cli, int argc, char **argv);
+int cmd_check(struct cli *cli, int argc, char **argv);
+int cmd_prefetch(struct cli *cli, int argc, char **argv);
+int cmd_cache(struct cli *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,439 @@
+/*
+ * cmd_cache.c - artifactfs cache [-c FILE] [--json] ls | stats |
+ * evict (--to SIZE | --older-than DUR | DIGEST...) | verify [--quick]
+ * [DIGEST...] | gc
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../cache/cache.h"
+#include "../policy/af.h"
+#include "../policy/audit.h"
+#include "cli.h"
+
+static const char cache_usage[] =
+	"usage: artifactfs cache [-c FILE] [--json] COMMAND\n"
+	"\n"
+	"  ls                          list cached blobs\n"
+	"  stats                       totals\n"
+	"  evict --to SIZE             evict least recently used blobs down to SIZE\n"
+	"  evict --older-than DUR      evict blobs not accessed for DUR (e.g. 7d)\n"
+	"  evict DIGEST...             evict these blobs\n"
+	"  verify [--quick] [DIGEST...]  re-check verified blobs (all by default);\n"
+	"                              --quick checks each chunk's xxh3 only\n"
+	"  gc                          drop quarantined records, stale partial\n"
+	"                              blobs and data files the index does not know\n";
+
+struct blob_list {
+	struct cache_info *v;
+	size_t n;
+	size_t cap;
+};
+
+static int collect(void *arg, const struct cache_info *info)
+{
+	struct blob_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 64;
+		struct cache_info *v = realloc(l->v, nc * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = nc;
+	}
+	l->v[l->n++] = *info;
+	return 0;
+}
+
+static int by_last_access(const void *a, const void *b)
+{
+	const struct cache_info *x = a, *y = b;
+
+	return (x->last_access > y->last_access) - (x->last_access < y->last_access);
+}
+
+static void print_line(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
+static int do_ls(struct cli *cli, struct blob_list *l)
+{
+	char when[32], sz[32];
+
+	if (!cli->json)
+		printf("%-10s %12s %7s  %-20s  %s\n", "STATE", "SIZE", "HAVE",
+		       "LAST ACCESS", "ARTIFACT");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct cache_info *in = &l->v[i];
+
+		af_rfc3339(in->last_access, when, sizeof(when));
+		if (cli->json) {
+			print_line(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s, s:b}",
+					     "digest", in->digest.str, "project", in->project,
+					     "name", in->name, "size", (json_int_t)in->size,
+					     "bytes_present", (json_int_t)in->bytes_present,
+					     "chunks_present", (json_int_t)in->chunks_present,
+					     "chunks_total", (json_int_t)in->chunks_total,
+					     "state", cache_state_name(in->state),
+					     "last_access", when, "fetching", in->fetching));
+			continue;
+		}
+		printf("%-10s %12s %6.1f%%  %-20s  %s/%s@%s\n", cache_state_name(in->state),
+		       cli_human_size(in->size, sz, sizeof(sz)),
+		       in->size ? 100.0 * (double)in->bytes_present / (double)in->size : 100.0,
+		       when, in->project, in->name, in->digest.str);
+	}
+	return EXIT_OK;
+}
+
+static int do_stats(struct cli *cli, struct cache *c)
+{
+	struct cache_stats s;
+	char a[32], b[32];
+
+	if (cache_get_stats(c, &s) < 0) {
+		fprintf(stderr, "artifactfs cache: cannot read the index\n");
+		return EXIT_FAIL;
+	}
+	if (cli->json) {
+		print_line(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}",
+				     "dir", cli->cfg.cache_dir, "blobs", (json_int_t)s.blobs,
+				     "verified", (json_int_t)s.verified,
+				     "partial", (json_int_t)s.partial,
+				     "quarantined", (json_int_t)s.quarantined,
+				     "bytes", (json_int_t)s.bytes,
+				     "max_size", (json_int_t)s.max_size));
+		return EXIT_OK;
+	}
+	printf("cache dir:   %s\n", cli->cfg.cache_dir);
+	printf("blobs:       %llu (%llu verified, %llu partial, %llu quarantined)\n",
+	       (unsigned long long)s.blobs, (unsigned long long)s.verified,
+	       (unsigned long long)s.partial, (unsigned long long)s.quarantined);
+	printf("bytes:       %s of %s\n", cli_human_size(s.bytes, a, sizeof(a)),
+	       s.max_size ? cli_human_size(s.max_size, b, sizeof(b)) : "no limit");
+	return EXIT_OK;
+}
+
+static int report(struct cli *cli, const char *action, const char *digest,
+		  int rc)
+{
+	if (cli->json) {
+		if (rc == 0)
+			print_line(json_pack("{s:s, s:s, s:s}", "event", action,
+					     "digest", digest, "result", "ok"));
+		else
+			print_line(json_pack("{s:s, s:s, s:s, s:s}", "event", action,
+					     "digest", digest, "result", "error",
+					     "error", af_strerror(rc)));
+	} else if (rc == 0) {
+		printf("%s %s\n", action, digest);
+	} else {
+		fprintf(stderr, "artifactfs cache %s: %s: %s\n", action, digest,
+			af_strerror(rc));
+	}
+	return rc == 0 ? 0 : 1;
+}
+
+static int parse_digests(int argc, char **argv, int first,
+			 struct pol_digest **out, size_t *n)
+{
+	struct pol_digest *v;
+
+	*n = (size_t)(argc - first);
+	*out = NULL;
+	if (*n == 0)
+		return 0;
+	v = calloc(*n, sizeof(*v));
+	if (!v)
+		return EXIT_FAIL;
+	for (size_t i = 0; i < *n; i++) {
+		char err[256];
+
+		if (pol_digest_parse(argv[first + (int)i], &v[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "artifactfs cache: %s: %s\n", argv[first + (int)i], err);
+			free(v);
+			return EXIT_USAGE;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
+		    const char *to, const char *older, struct pol_digest *d,
+		    size_t nd)
+{
+	unsigned bad = 0;
+
+	if (nd) {
+		for (size_t i = 0; i < nd; i++)
+			bad += report(cli, "evict", d[i].str,
+				      cache_evict(c, &d[i], "cache evict"));
+		return bad ? EXIT_FAIL : EXIT_OK;
+	}
+	qsort(l->v, l->n, sizeof(*l->v), by_last_access);
+	if (to) {
+		uint64_t limit, total = 0;
+
+		if (pol_parse_size(to, &limit) < 0) {
+			fprintf(stderr, "artifactfs cache evict: --to: bad size \"%s\"\n", to);
+			return EXIT_USAGE;
+		}
+		for (size_t i = 0; i < l->n; i++)
+			total += l->v[i].bytes_present;
+		for (size_t i = 0; i < l->n && total > limit; i++) {
+			int rc;
+
+			if (l->v[i].fetching)
+				continue;
+			rc = cache_evict(c, &l->v[i].digest, "cache evict --to");
+			if (rc == 0)
+				total -= l->v[i].bytes_present;
+			bad += report(cli, "evict", l->v[i].digest.str, rc);
+		}
+		return bad ? EXIT_FAIL : EXIT_OK;
+	}
+	{
+		uint64_t ms;
+		long long cutoff;
+
+		if (pol_parse_duration_ms(older, &ms) < 0) {
+			fprintf(stderr, "artifactfs cache evict: --older-than: bad duration \"%s\"\n",
+				older);
+			return EXIT_USAGE;
+		}
+		cutoff = (long long)time(NULL) - (long long)(ms / 1000);
+		for (size_t i = 0; i < l->n; i++) {
+			if (l->v[i].last_access >= cutoff || l->v[i].fetching)
+				continue;
+			bad += report(cli, "evict", l->v[i].digest.str,
+				      cache_evict(c, &l->v[i].digest, "cache evict --older-than"));
+		}
+	}
+	return bad ? EXIT_FAIL : EXIT_OK;
+}
+
+static int do_verify(struct cli *cli, struct cache *c, struct blob_list *l,
+		     bool quick, struct pol_digest *d, size_t nd)
+{
+	unsigned bad = 0;
+
+	if (nd) {
+		for (size_t i = 0; i < nd; i++)
+			bad += report(cli, "verify", d[i].str, cache_verify(c, &d[i], quick));
+		return bad ? EXIT_FAIL : EXIT_OK;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->v[i].state != CACHE_VERIFIED)
+			continue;
+		bad += report(cli, "verify", l->v[i].digest.str,
+			      cache_verify(c, &l->v[i].digest, quick));
+	}
+	return bad ? EXIT_FAIL : EXIT_OK;
+}
+
+/* Removes data files under blobs/ that the index does not know. */
+static unsigned gc_orphans(struct cli *cli, struct cache *c)
+{
+	static const char *const algos[] = { "sha256", "sha512" };
+	unsigned removed = 0;
+
+	for (size_t a = 0; a < 2; a++) {
+		char dir[4096];
+		DIR *top;
+		struct dirent *e;
+
+		snprintf(dir, sizeof(dir), "%s/blobs/%s", cli->cfg.cache_dir, algos[a]);
+		top = opendir(dir);
+		if (!top)
+			continue;
+		while ((e = readdir(top))) {
+			char sub[4200];
+			DIR *d;
+			struct dirent *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
+					     e->d_name) >= sizeof(sub))
+				continue;
+			d = opendir(sub);
+			if (!d)
+				continue;
+			while ((f = readdir(d))) {
+				char ds[POL_DIGEST_STR_MAX + 8], path[4400];
+				struct pol_digest dg;
+				struct cache_info info;
+
+				if (f->d_name[0] == '.')
+					continue;
+				if ((size_t)snprintf(ds, sizeof(ds), "%s:%s", algos[a],
+						     f->d_name) >= sizeof(ds) ||
+				    (size_t)snprintf(path, sizeof(path), "%s/%s", sub,
+						     f->d_name) >= sizeof(path))
+					continue;
+				if (pol_digest_parse(ds, &dg, NULL, 0) == 0 &&
+				    cache_stat(c, &dg, &info) == 0)
+					continue;
+				if (unlink(path) == 0) {
+					removed++;
+					report(cli, "gc", ds, 0);
+				}
+			}
+			closedir(d);
+		}
+		closedir(top);
+	}
+	return removed;
+}
+
+static int do_gc(struct cli *cli, struct cache *c, struct blob_list *l)
+{
+	long long stale = (long long)time(NULL) - 24 * 3600;
+	unsigned bad = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct cache_info *in = &l->v[i];
+
+		if (in->fetching)
+			continue;
+		if (in->state == CACHE_QUARANTINED ||
+		    (in->state == CACHE_PARTIAL && in->last_access < stale))
+			bad += report(cli, "gc", in->digest.str,
+				      cache_evict(c, &in->digest, "cache gc"));
+	}
+	gc_orphans(cli, c);
+	return bad ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_cache(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "to", required_argument, NULL, 'T' },
+		{ "older-than", required_argument, NULL, 'O' },
+		{ "quick", no_argument, NULL, 'Q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *to = NULL, *older = NULL, *verb;
+	struct blob_list list = { 0 };
+	struct pol_digest *digests = NULL;
+	struct audit *audit = NULL;
+	struct cache *c = NULL;
+	size_t nd = 0;
+	bool quick = false;
+	int ch, rc;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cli->config_path = optarg;
+			break;
+		case 'J':
+			cli->json = true;
+			break;
+		case 'T':
+			to = optarg;
+			break;
+		case 'O':
+			older = optarg;
+			break;
+		case 'Q':
+			quick = true;
+			break;
+		case 'h':
+			fputs(cache_usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(cache_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "artifactfs cache: missing command\n\n");
+		fputs(cache_usage, stderr);
+		return EXIT_USAGE;
+	}
+	verb = argv[optind++];
+	if (strcmp(verb, "ls") && strcmp(verb, "stats") && strcmp(verb, "evict") &&
+	    strcmp(verb, "verify") && strcmp(verb, "gc")) {
+		fprintf(stderr, "artifactfs cache: unknown command \"%s\"\n\n", verb);
+		fputs(cache_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if ((to || older) && strcmp(verb, "evict") != 0) {
+		fprintf(stderr, "artifactfs cache %s: --to and --older-than go with evict\n", verb);
+		return EXIT_USAGE;
+	}
+	if (quick && strcmp(verb, "verify") != 0) {
+		fprintf(stderr, "artifactfs cache %s: --quick goes with verify\n", verb);
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "evict") == 0 &&
+	    (!!to + !!older + (optind < argc)) != 1) {
+		fprintf(stderr, "artifactfs cache evict: give exactly one of --to SIZE, --older-than DUR or DIGEST...\n");
+		return EXIT_USAGE;
+	}
+	if ((strcmp(verb, "evict") == 0 || strcmp(verb, "verify") == 0)) {
+		rc = parse_digests(argc, argv, optind, &digests, &nd);
+		if (rc)
+			return rc;
+	} else if (optind < argc) {
+		fprintf(stderr, "artifactfs cache %s: unexpected argument \"%s\"\n", verb,
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+
+	if (cli_load_config(cli)) {
+		free(digests);
+		return EXIT_FAIL;
+	}
+	if (audit_open(cli->cfg.audit_log, cli->cfg.audit_syslog, &audit) < 0)
+		audit = NULL;
+	if (cache_open(&cli->cfg, NULL, audit, &c) < 0) {
+		fprintf(stderr, "artifactfs cache: cannot open the cache at %s\n",
+			cli->cfg.cache_dir);
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (cache_foreach(c, collect, &list) < 0) {
+		fprintf(stderr, "artifactfs cache: cannot read the index\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (strcmp(verb, "ls") == 0)
+		rc = do_ls(cli, &list);
+	else if (strcmp(verb, "stats") == 0)
+		rc = do_stats(cli, c);
+	else if (strcmp(verb, "evict") == 0)
+		rc = do_evict(cli, c, &list, to, older, digests, nd);
+	else if (strcmp(verb, "verify") == 0)
+		rc = do_verify(cli, c, &list, quick, digests, nd);
+	else
+		rc = do_gc(cli, c, &list);
+out:
+	cache_close(c);
+	audit_close(audit);
+	free(list.v);
+	free(digests);
+	return rc;
+}

@@ -1,0 +1,159 @@
+/*
+ * cmd_check.c - artifactfs check [-c FILE] [--json]: validates the config,
+ * the policy and every registration and lists every problem. Exit 0 when
+ * there is none, 1 otherwise. Policy denials and channel ties are reported
+ * as notes: they are decisions, not errors.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../policy/af.h"
+#include "cli.h"
+
+static const char check_usage[] =
+	"usage: artifactfs check [-c FILE] [--json]\n"
+	"\n"
+	"Validates the config file, the policy and every registration, and lists\n"
+	"the problems found (file, field, line). Exit 0 when there is none.\n";
+
+struct check_state {
+	struct cli *cli;
+	unsigned errors;
+	unsigned notes;
+};
+
+static void emit(struct check_state *st, const char *level, const char *msg)
+{
+	if (strcmp(level, "error") == 0)
+		st->errors++;
+	else
+		st->notes++;
+	if (st->cli->json) {
+		json_t *o = json_pack("{s:s, s:s}", "level", level, "message", msg);
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+		return;
+	}
+	printf("%s: %s\n", level, msg);
+}
+
+static void on_registry_problem(void *arg, const char *msg)
+{
+	emit(arg, "error", msg);
+}
+
+int cmd_check(struct cli *cli, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct check_state st = { .cli = cli };
+	struct pol_registry *reg = NULL;
+	struct pol_policy *pol = NULL;
+	char err[1024], msg[1400];
+	struct stat sb;
+	int c, rc;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cli->config_path = optarg;
+			break;
+		case 'J':
+			cli->json = true;
+			break;
+		case 'h':
+			fputs(check_usage, stdout);
+			return EXIT_OK;
+		default:
+			fputs(check_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "artifactfs check: unexpected argument \"%s\"\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+
+	rc = pol_config_load(cli->config_path, &cli->cfg, err, sizeof(err));
+	if (rc < 0) {
+		if (rc == AF_EPARSE)
+			snprintf(msg, sizeof(msg), "%s", err);
+		else
+			snprintf(msg, sizeof(msg), "%s: %s", cli->config_path,
+				 af_strerror(rc));
+		emit(&st, "error", msg);
+		return EXIT_FAIL;
+	}
+	cli->cfg_loaded = true;
+
+	if (!cli->cfg.policy_file) {
+		emit(&st, "note", "no [policy] file: every open is denied (fail closed)");
+	} else {
+		rc = pol_policy_load(cli->cfg.policy_file, &pol, err, sizeof(err));
+		if (rc < 0) {
+			if (rc == AF_EPARSE)
+				snprintf(msg, sizeof(msg), "%s", err);
+			else
+				snprintf(msg, sizeof(msg), "%s: %s",
+					 cli->cfg.policy_file, af_strerror(rc));
+			emit(&st, "error", msg);
+		}
+	}
+
+	if (stat(cli->cfg.registry_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		snprintf(msg, sizeof(msg), "%s: registry dir is not a readable directory",
+			 cli->cfg.registry_dir);
+		emit(&st, "error", msg);
+		reg = pol_registry_new_empty();
+	} else if (pol_registry_load_dir(cli->cfg.registry_dir, on_registry_problem,
+					 &st, &reg) < 0) {
+		reg = pol_registry_new_empty();
+	}
+	if (!reg) {
+		pol_policy_free(pol);
+		return EXIT_FAIL;
+	}
+
+	for (size_t i = 0; i < pol_registry_count(reg); i++) {
+		const struct pol_registration *r = pol_registry_at(reg, i);
+		char reason[256];
+
+		if (pol && pol_policy_decide(pol, r, reason, sizeof(reason)) < 0) {
+			snprintf(msg, sizeof(msg), "%s: %s/%s@%s: denied: %s", r->origin,
+				 r->project, r->name, r->digest.str, reason);
+			emit(&st, "note", msg);
+		}
+		for (size_t k = 0; k < r->n_channels; k++) {
+			const struct pol_registration *w;
+			bool tie = false;
+
+			w = pol_registry_channel(reg, pol, r->project, r->name,
+						 r->channels[k], &tie);
+			if (tie && w == r) {
+				snprintf(msg, sizeof(msg),
+					 "%s/%s@%s: channel tie on registered_at; %s wins (larger digest)",
+					 r->project, r->name, r->channels[k], r->digest.str);
+				emit(&st, "note", msg);
+			}
+		}
+	}
+	if (!cli->json)
+		printf("%zu registrations, %u errors, %u notes\n",
+		       pol_registry_count(reg), st.errors, st.notes);
+	pol_registry_free(reg);
+	pol_policy_free(pol);
+	return st.errors ? EXIT_FAIL : EXIT_OK;
+}

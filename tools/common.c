@@ -1,0 +1,129 @@
+/*
+ * common.c - what the subcommands share: config, registry, REF parsing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../policy/af.h"
+#include "cli.h"
+
+int cli_load_config(struct cli *cli)
+{
+	char err[512];
+	int rc;
+
+	rc = pol_config_load(cli->config_path, &cli->cfg, err, sizeof(err));
+	if (rc < 0) {
+		if (rc == AF_EPARSE)
+			fprintf(stderr, "artifactfs: %s\n", err);
+		else
+			fprintf(stderr, "artifactfs: %s: %s\n", cli->config_path,
+				af_strerror(rc));
+		return EXIT_FAIL;
+	}
+	cli->cfg_loaded = true;
+	return 0;
+}
+
+static void print_problem(void *arg, const char *msg)
+{
+	bool *verbose = arg;
+
+	if (*verbose)
+		fprintf(stderr, "artifactfs: warning: %s\n", msg);
+}
+
+int cli_load_registry(struct cli *cli, struct pol_registry **reg,
+		      struct pol_policy **pol, bool verbose)
+{
+	char err[512];
+	int rc;
+
+	*pol = NULL;
+	*reg = NULL;
+	if (cli->cfg.policy_file) {
+		rc = pol_policy_load(cli->cfg.policy_file, pol, err, sizeof(err));
+		if (rc < 0) {
+			if (rc == AF_EPARSE)
+				fprintf(stderr, "artifactfs: %s\n", err);
+			else
+				fprintf(stderr, "artifactfs: %s: %s\n",
+					cli->cfg.policy_file, af_strerror(rc));
+			return EXIT_FAIL;
+		}
+	}
+	rc = pol_registry_load_dir(cli->cfg.registry_dir, print_problem, &verbose,
+				   reg);
+	if (rc < 0) {
+		fprintf(stderr, "artifactfs: %s: %s\n", cli->cfg.registry_dir,
+			af_strerror(rc));
+		*reg = pol_registry_new_empty();
+		if (!*reg) {
+			pol_policy_free(*pol);
+			*pol = NULL;
+			return EXIT_FAIL;
+		}
+	}
+	return 0;
+}
+
+const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
+					       const struct pol_policy *pol,
+					       const char *ref, char *err,
+					       size_t errlen)
+{
+	const struct pol_registration *r;
+	char project[64], name[256];
+	const char *slash = strchr(ref, '/');
+	const char *at = strrchr(ref, '@');
+	size_t plen, nlen;
+	struct pol_digest d;
+
+	if (!slash || !at || at < slash) {
+		snprintf(err, errlen, "%s: expected project/name@digest or project/name@channel", ref);
+		return NULL;
+	}
+	plen = (size_t)(slash - ref);
+	nlen = (size_t)(at - slash - 1);
+	if (plen == 0 || plen >= sizeof(project) || nlen == 0 || nlen >= sizeof(name)) {
+		snprintf(err, errlen, "%s: bad project or name", ref);
+		return NULL;
+	}
+	memcpy(project, ref, plen);
+	project[plen] = '\0';
+	memcpy(name, slash + 1, nlen);
+	name[nlen] = '\0';
+	if (strchr(at + 1, ':')) {
+		char derr[256];
+
+		if (pol_digest_parse(at + 1, &d, derr, sizeof(derr)) < 0) {
+			snprintf(err, errlen, "%s: %s", ref, derr);
+			return NULL;
+		}
+		r = pol_registry_find(reg, project, name, d.str);
+	} else {
+		r = pol_registry_channel(reg, pol, project, name, at + 1, NULL);
+	}
+	if (!r)
+		snprintf(err, errlen, "%s: not registered", ref);
+	return r;
+}
+
+char *cli_human_size(unsigned long long n, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	size_t u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", n);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
