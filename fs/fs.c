@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -54,7 +56,11 @@ struct fs_ctx {
 	pthread_t reload_thread;
 	bool reload_started;
 
-	bool passthrough;		/* negotiated at init */
+	bool passthrough;		/* negotiated at init, cleared on EPERM */
+	bool pt_said;			/* fallback logged once; guarded by pt_lock */
+	bool pt_required;		/* [fs] passthrough = on */
+	bool pt_missing;		/* required but not offered by the kernel */
+	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
 	_Atomic uint64_t reads;		/* read requests served by the daemon */
 	_Atomic uint64_t opens;
 };
@@ -65,6 +71,7 @@ struct fs_pending {
 	fuse_req_t req;
 	struct fuse_file_info fi;	/* copy: the kernel's is gone once we return */
 	struct pol_registration *reg;
+	struct fs_inode *inode;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -76,7 +83,8 @@ struct fs_pending {
 
 struct fs_handle {
 	int fd;
-	int backing_id;		/* > 0 when registered for passthrough */
+	struct fs_inode *inode;
+	bool passthrough;	/* reads go straight to the backing file */
 };
 
 /* The only signal-handler state (STYLE.md): the reload pipe's write end. */
@@ -811,6 +819,77 @@ static void audit_open_result(struct fs_pending *p, const char *event,
 }
 
 /*
+ * FUSE passthrough (Linux >= 6.9, libfuse >= 3.17): a verified blob's cache
+ * file becomes the backing file of the open, so reads and mmap never reach
+ * the daemon and its pages sit once in the page cache. Kernel rules: one
+ * backing id per inode at a time, no mixing with cached opens of the same
+ * inode, and no keep_cache with passthrough (the pages belong to the
+ * backing file anyway). The id is registered at the first open and closed
+ * at the last release, never right after the reply (the kernel looks it up
+ * when the opener's open() completes).
+ */
+static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
+		      struct fuse_file_info *fi)
+{
+	struct fs_inode *n = h->inode;
+
+	fi->keep_cache = 1;		/* verified bytes never change */
+	pthread_mutex_lock(&ctx->pt_lock);
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (ctx->passthrough && !(n->pt_nopen > 0 && n->pt_fallback)) {
+		if (n->pt_backing_id <= 0) {
+			int id = fuse_passthrough_open(req, h->fd);
+
+			if (id > 0) {
+				n->pt_backing_id = id;
+			} else {
+				int e = errno;
+
+				if (!ctx->pt_said) {
+					af_log(ctx->pt_required ? AF_LOG_ERROR : AF_LOG_WARN,
+					       "passthrough: cannot register a backing file (%s): reads go through the daemon (splice)",
+					       strerror(e));
+					ctx->pt_said = true;
+				}
+				if (e == EPERM)
+					ctx->passthrough = false;	/* no CAP_SYS_ADMIN */
+			}
+		}
+		if (n->pt_backing_id > 0) {
+			fi->backing_id = n->pt_backing_id;
+			fi->keep_cache = 0;
+			h->passthrough = true;
+		}
+	}
+#else
+	(void)req;
+#endif
+	n->pt_fallback = !h->passthrough;
+	n->pt_nopen++;
+	pthread_mutex_unlock(&ctx->pt_lock);
+}
+
+static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
+{
+	struct fs_inode *n = h->inode;
+
+	pthread_mutex_lock(&ctx->pt_lock);
+	if (n->pt_nopen > 0)
+		n->pt_nopen--;
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (n->pt_nopen == 0 && n->pt_backing_id > 0) {
+		fuse_passthrough_close(req, n->pt_backing_id);
+		n->pt_backing_id = 0;
+	}
+#else
+	(void)req;
+#endif
+	if (n->pt_nopen == 0)
+		n->pt_fallback = false;
+	pthread_mutex_unlock(&ctx->pt_lock);
+}
+
+/*
  * Replies to a claimed open: err from the cache, or the verified file.
  * Called once per open, from a FUSE worker or a cache thread.
  */
@@ -840,12 +919,14 @@ static void finish_open(struct fs_pending *p, int err)
 		return;
 	}
 	h->fd = fd;
+	h->inode = p->inode;
 	p->fi.fh = (uint64_t)(uintptr_t)h;
-	p->fi.keep_cache = 1;		/* verified bytes never change */
 	p->fi.direct_io = 0;
 	p->fi.noflush = 1;
+	pt_attach(ctx, p->req, h, &p->fi);
 	if (fuse_reply_open(p->req, &p->fi) != 0) {
 		/* The kernel gave up on the request: no release will come. */
+		pt_detach(ctx, p->req, h);
 		close(fd);
 		free(h);
 		return;
@@ -899,6 +980,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	p->ctx = ctx;
 	p->req = req;
+	p->inode = n;
 	p->fi = *fi;
 	p->uid = fc->uid;
 	p->gid = fc->gid;
@@ -978,6 +1060,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	if (h) {
+		pt_detach(fuse_req_userdata(req), req, h);
 		close(h->fd);
 		free(h);
 	}
@@ -1241,7 +1324,33 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	/* Verified blobs never change: let the kernel keep their pages. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* Passthrough and writeback caching exclude each other: never ask for it. */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	ctx->passthrough = false;
+	if (ctx->cfg->passthrough == POL_PASSTHROUGH_OFF) {
+		af_info("passthrough: off by config: reads go through the daemon (splice)");
+		return;
+	}
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (fuse_set_feature_flag(conn, FUSE_CAP_PASSTHROUGH)) {
+		struct statfs sf;
+
+		/* A cache on overlayfs needs one level of stacking (else ELOOP). */
+		if (statfs(ctx->cfg->cache_dir, &sf) == 0 &&
+		    sf.f_type == OVERLAYFS_SUPER_MAGIC)
+			conn->max_backing_stack_depth = FUSE_BACKING_STACKED_OVER;
+		ctx->passthrough = true;
+		af_info("passthrough: on: reads of verified blobs bypass the daemon");
+		return;
+	}
+#endif
+	if (ctx->pt_required) {
+		af_err("passthrough = on, but this kernel or libfuse does not offer FUSE passthrough: unmounting");
+		ctx->pt_missing = true;
+		fuse_session_exit(ctx->se);
+		return;
+	}
+	af_info("passthrough: not offered by the kernel: reads go through the daemon (splice)");
 }
 
 static const struct fuse_lowlevel_ops fs_ops = {
@@ -1295,6 +1404,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	fs_inodes_release(&ctx->inodes);
 	pthread_rwlock_destroy(&ctx->lock);
 	pthread_mutex_destroy(&ctx->pending_lock);
+	pthread_mutex_destroy(&ctx->pt_lock);
 }
 
 static int build_fuse_args(struct fuse_args *args, const struct fs_mount_opts *opts)
@@ -1329,6 +1439,8 @@ int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	ctx.reload_pipe[0] = ctx.reload_pipe[1] = -1;
 	pthread_rwlock_init(&ctx.lock, NULL);
 	pthread_mutex_init(&ctx.pending_lock, NULL);
+	pthread_mutex_init(&ctx.pt_lock, NULL);
+	ctx.pt_required = cfg->passthrough == POL_PASSTHROUGH_ON;
 	rc = fs_inodes_init(&ctx.inodes);
 	if (rc < 0)
 		goto out_ctx;
@@ -1400,10 +1512,13 @@ int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	fuse_loop_cfg_set_clone_fd(loop, 1);
 	fuse_loop_cfg_set_max_threads(loop, 64);
 	af_info("mounted on %s", opts->mountpoint);
+	/* > 0 is the signal that ended the loop (SIGTERM, SIGINT): a clean exit. */
 	rc = fuse_session_loop_mt(ctx.se, loop);
-	if (rc != 0)
-		af_warn("session loop ended with %d", rc);
+	if (rc < 0)
+		af_err("session loop failed: %s", af_strerror(rc));
 	rc = rc < 0 ? rc : 0;
+	if (ctx.pt_missing)
+		rc = -ENOTSUP;
 	fuse_loop_cfg_destroy(loop);
 	af_info("unmounting %s", opts->mountpoint);
 

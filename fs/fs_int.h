@@ -29,6 +29,15 @@ struct fs_inode {
 	char *name;		/* artifact name; NULL for root and projects */
 	char *ref;		/* digest string or channel; NULL otherwise */
 	_Atomic uint64_t learned_size;	/* size learned from the source + 1; 0 = unknown */
+	/*
+	 * FUSE passthrough state: the kernel takes one backing file per inode
+	 * and refuses to mix passthrough and cached opens of one inode, so the
+	 * mode is decided per inode while it has opens. Guarded by the
+	 * context's pt_lock.
+	 */
+	int pt_backing_id;		/* > 0 while registered */
+	unsigned pt_nopen;		/* open handles of this inode */
+	bool pt_fallback;		/* current opens read through the daemon */
 	struct fs_inode *hash_next;	/* guarded by the table lock */
 };
 

@@ -11,6 +11,7 @@ set -euo pipefail
 AF_BUILD=${AF_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 AF=$AF_BUILD/artifactfs
 D=$(mktemp -d /tmp/artifactfs-demo.XXXXXX)
+chmod 0755 "$D"
 NGINX_PID=""
 AF_PID=""
 

@@ -95,6 +95,7 @@ free_port() {
 af_world() {
 	local chunk=${1:-8M}
 	T=$(mktemp -d /tmp/aftest.XXXXXX)
+	chmod 0755 "$T"
 	trap af_cleanup EXIT
 	trap 'exit 130' INT TERM
 	mkdir -p "$T/www" "$T/cache" "$T/registry" "$T/mnt" "$T/nginx/logs" "$T/nginx/tmp"
@@ -133,7 +134,8 @@ write_policy() {
   "readable_lifecycle_states": ["active", "deprecated"],
   "min_trust_state": "verified",
   "sources": [
-    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/blobs/"}$extra
+    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/blobs/"},
+    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/slow/"}$extra
   ],
   "projects": {}
 }
@@ -163,6 +165,7 @@ http {
         listen 127.0.0.1:$NGINX_PORT;
         access_log $T/nginx/logs/access.log bytes;
         location /blobs/ { alias $T/www/; autoindex on; }
+        location /slow/ { alias $T/www/; limit_rate 512k; }
     }
 }
 EOF
@@ -185,9 +188,9 @@ start_faultd() {
 	FAULTD_PORT=$(cat "$T/faultd.port")
 }
 
-# Bytes nginx sent for paths under /blobs/NAME so far.
+# Bytes nginx sent for /blobs/NAME (or DIR/NAME with a second argument).
 nginx_bytes() {
-	awk -v p="/blobs/$1" '$2 == p { s += $4 } END { print s + 0 }' "$T/nginx/logs/access.log"
+	awk -v p="/${2:-blobs}/$1" '$2 == p { s += $4 } END { print s + 0 }' "$T/nginx/logs/access.log"
 }
 
 nginx_requests() {

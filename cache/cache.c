@@ -1,0 +1,944 @@
+/*
+ * cache.c - open/close and the public queries of the cache (cache.h):
+ * stat, listing, opening verified blobs, eviction (explicit and LRU),
+ * re-verification. Fetching lives in fetch.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../policy/audit.h"
+#include "../policy/config.h"
+#include "cache_int.h"
+#include "hash_int.h"
+
+const char *cache_state_name(enum cache_state s)
+{
+	switch (s) {
+	case CACHE_NONE:
+		return "none";
+	case CACHE_PARTIAL:
+		return "partial";
+	case CACHE_VERIFIED:
+		return "verified";
+	case CACHE_QUARANTINED:
+		return "quarantined";
+	default:
+		return "unknown";
+	}
+}
+
+/* <dir>/blobs/<algo>/<hex[0:2]>/<hex> for the digest string key. */
+char *cache_data_path(const struct cache *c, const char *key, char *buf,
+		      size_t len)
+{
+	const char *colon = strchr(key, ':');
+	int n;
+
+	if (!colon || strlen(colon + 1) < 2)
+		return NULL;
+	n = snprintf(buf, len, "%s/blobs/%.*s/%.2s/%s", c->dir,
+		     (int)(colon - key), key, colon + 1, colon + 1);
+	if (n < 0 || (size_t)n >= len)
+		return NULL;
+	return buf;
+}
+
+char *cache_blob_path(struct cache *c, const struct pol_digest *d, char *buf,
+		      size_t len)
+{
+	return cache_data_path(c, d->str, buf, len);
+}
+
+static int mkdir_one(const char *path)
+{
+	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+		int rc = -errno;
+
+		af_err("cache: %s: %s", path, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+int cache_mkdirs_for(const struct cache *c, const char *key)
+{
+	char path[4096];
+	char *slash;
+	size_t base = strlen(c->dir) + strlen("/blobs");
+	int rc;
+
+	if (!cache_data_path(c, key, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	/* Create each folder below <dir>/blobs: algo, then hex[0:2]. */
+	for (slash = strchr(path + base + 1, '/'); slash;
+	     slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		rc = mkdir_one(path);
+		*slash = '/';
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *dir)
+{
+	char path[4096];
+	char *p;
+	int n, rc;
+
+	n = snprintf(path, sizeof(path), "%s", dir);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -ENAMETOOLONG;
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		rc = mkdir_one(path);
+		*p = '/';
+		if (rc)
+			return rc;
+	}
+	return mkdir_one(path);
+}
+
+void cache_audit(struct cache *c, const char *event,
+		 const struct pol_registration *r, const char *project,
+		 const char *name, const char *digest, const char *reason,
+		 bool has_bytes, uint64_t bytes, long long duration_ms)
+{
+	struct audit_event ev;
+
+	if (!c->audit)
+		return;
+	memset(&ev, 0, sizeof(ev));
+	ev.event = event;
+	if (r) {
+		ev.project = r->project;
+		ev.name = r->name;
+		ev.digest = r->digest.str;
+		ev.source_type = pol_source_type_name(r->source_type);
+		ev.uri = r->uri;	/* audit_emit redacts */
+	} else {
+		ev.project = project && project[0] ? project : NULL;
+		ev.name = name && name[0] ? name : NULL;
+		ev.digest = digest;
+	}
+	ev.reason = reason;
+	ev.has_bytes = has_bytes;
+	ev.bytes = bytes;
+	ev.has_duration = duration_ms >= 0;
+	ev.duration_ms = duration_ms >= 0 ? (uint64_t)duration_ms : 0;
+	audit_emit(c->audit, &ev);
+}
+
+/* The registration snapshot of a record, or NULL. Caller frees. */
+static struct pol_registration *rec_registration(const struct idx_rec *rec)
+{
+	struct pol_registration *r = NULL;
+
+	if (!rec->json)
+		return NULL;
+	if (pol_registration_parse(rec->json, strlen(rec->json), "cache",
+				   &r, NULL, 0))
+		return NULL;
+	return r;
+}
+
+static uint64_t random_token(void)
+{
+	uint64_t t = 0;
+
+	if (getrandom(&t, sizeof(t), 0) != (ssize_t)sizeof(t))
+		t = (uint64_t)af_wall_ms() ^ ((uint64_t)getpid() << 32);
+	return t ? t : 1;
+}
+
+int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
+	       struct audit *audit, struct cache **out)
+{
+	char path[4096];
+	struct cache *c;
+	int n, rc;
+
+	*out = NULL;
+	if (!cfg || !cfg->cache_dir || !cfg->cache_dir[0])
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->cfg = cfg;
+	c->srcs = srcs;
+	c->audit = audit;
+	c->dir = strdup(cfg->cache_dir);
+	if (!c->dir) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	c->default_chunk = cfg->chunk_size ? cfg->chunk_size :
+			   CACHE_DEFAULT_CHUNK;
+	c->cap = cfg->fetch_connections ? cfg->fetch_connections : 8;
+	c->me.pid = (int32_t)getpid();
+	c->me.start = idx_proc_start(getpid());
+	c->me.token = random_token();
+	rc = mkdir_p(c->dir);
+	if (rc)
+		goto out_free;
+	n = snprintf(path, sizeof(path), "%s/blobs", c->dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		rc = -ENAMETOOLONG;
+		goto out_free;
+	}
+	rc = mkdir_one(path);
+	if (rc)
+		goto out_free;
+	n = snprintf(path, sizeof(path), "%s/index", c->dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		rc = -ENAMETOOLONG;
+		goto out_free;
+	}
+	rc = idx_open(&c->idx, path);
+	if (rc)
+		goto out_free;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	*out = c;
+	return 0;
+
+out_free:
+	free(c->dir);
+	free(c);
+	return rc;
+}
+
+void cache_close(struct cache *c)
+{
+	if (!c)
+		return;
+	fetch_shutdown(c);
+	idx_close(&c->idx);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c->dir);
+	free(c);
+}
+
+static bool data_exists(struct cache *c, const char *key)
+{
+	char path[4096];
+
+	return cache_data_path(c, key, path, sizeof(path)) &&
+	       access(path, F_OK) == 0;
+}
+
+/* Reads the record of key in a short read txn. */
+static int rec_read(struct cache *c, const char *key, struct idx_rec *rec,
+		    bool want_json)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = idx_rec_get(&c->idx, txn, key, rec, want_json);
+	idx_abort(txn);
+	return rc;
+}
+
+static int ensure_common(struct cache *c, const struct pol_registration *r,
+			 cache_done_fn done, void *arg,
+			 void (*progress)(void *, uint64_t, uint64_t),
+			 void *parg, struct cache_waiter **waiter)
+{
+	struct cache_waiter *w;
+	struct idx_rec rec;
+	int rc;
+
+	if (waiter)
+		*waiter = NULL;
+	if (!c || !r || !done)
+		return -EINVAL;
+	fetch_reap(c);
+	rc = rec_read(c, r->digest.str, &rec, false);
+	if (rc && rc != -ENOENT)
+		return rc;
+	if (rc == 0 && rec.state == CACHE_VERIFIED &&
+	    data_exists(c, r->digest.str))
+		return 0;
+	if (!c->srcs)
+		return -ENOTSUP;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	w->done = done;
+	w->arg = arg;
+	w->progress = progress;
+	w->progress_arg = parg;
+	rc = fetch_start(c, r, w);
+	if (rc != -EINPROGRESS) {
+		free(w);
+		return rc;
+	}
+	if (waiter)
+		*waiter = w;
+	return rc;
+}
+
+int cache_ensure(struct cache *c, const struct pol_registration *r,
+		 cache_done_fn done, void *arg, struct cache_waiter **waiter)
+{
+	return ensure_common(c, r, done, arg, NULL, NULL, waiter);
+}
+
+bool cache_cancel(struct cache *c, struct cache_waiter *w)
+{
+	if (!c || !w)
+		return false;
+	return fetch_cancel(c, w);
+}
+
+struct sync_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;		/* lock */
+	int err;		/* lock */
+};
+
+static void sync_done(void *arg, int err)
+{
+	struct sync_wait *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	s->done = true;
+	s->err = err;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
+		      void (*progress)(void *arg, uint64_t done, uint64_t total),
+		      void *arg)
+{
+	struct sync_wait s = { .done = false };
+	int rc;
+
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.cond, NULL);
+	rc = ensure_common(c, r, sync_done, &s, progress, arg, NULL);
+	if (rc == -EINPROGRESS) {
+		pthread_mutex_lock(&s.lock);
+		while (!s.done)
+			pthread_cond_wait(&s.cond, &s.lock);
+		rc = s.err;
+		pthread_mutex_unlock(&s.lock);
+	}
+	pthread_cond_destroy(&s.cond);
+	pthread_mutex_destroy(&s.lock);
+	return rc;
+}
+
+/* Updates last_access, at most once a minute per blob (one write txn). */
+static void touch_access(struct cache *c, const char *key)
+{
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	long long now = time(NULL);
+
+	if (idx_begin(&c->idx, true, &txn))
+		return;
+	if (idx_rec_get(&c->idx, txn, key, &rec, true) == 0 &&
+	    rec.state == CACHE_VERIFIED &&
+	    now - rec.last_access >= CACHE_ACCESS_GRANULARITY_S) {
+		rec.last_access = now;
+		if (idx_rec_put(&c->idx, txn, key, &rec) == 0) {
+			idx_rec_release(&rec);
+			idx_commit(txn);
+			return;
+		}
+	}
+	idx_rec_release(&rec);
+	idx_abort(txn);
+}
+
+int cache_open_verified(struct cache *c, const struct pol_digest *d,
+			uint64_t *size)
+{
+	char path[4096];
+	struct idx_rec rec;
+	int fd, rc;
+
+	rc = rec_read(c, d->str, &rec, false);
+	if (rc)
+		return rc;
+	if (rec.state != CACHE_VERIFIED)
+		return -ENOENT;
+	if (!cache_data_path(c, d->str, path, sizeof(path)))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (size)
+		*size = rec.size;
+	if (time(NULL) - rec.last_access >= CACHE_ACCESS_GRANULARITY_S)
+		touch_access(c, d->str);
+	return fd;
+}
+
+struct count_ctx {
+	uint64_t n;
+	uint64_t bytes;
+	uint64_t size;
+	uint64_t chunk_size;
+};
+
+static int count_chunk(void *arg, uint64_t i, uint64_t xxh)
+{
+	struct count_ctx *k = arg;
+	uint64_t off = i * k->chunk_size;
+
+	(void)xxh;
+	if (!k->chunk_size || off >= k->size)
+		return 0;
+	k->n++;
+	k->bytes += k->size - off < k->chunk_size ? k->size - off :
+		    k->chunk_size;
+	return 0;
+}
+
+static bool lease_live(struct cache *c, MDB_txn *txn, const char *key)
+{
+	struct idx_lease l;
+
+	if (idx_lease_get(&c->idx, txn, key, &l))
+		return false;
+	return idx_lease_alive(&l);
+}
+
+/* Fills *out for key inside txn. */
+static int info_fill(struct cache *c, MDB_txn *txn, const char *key,
+		     struct cache_info *out)
+{
+	struct count_ctx k = { 0 };
+	struct idx_rec rec;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = idx_rec_get(&c->idx, txn, key, &rec, false);
+	if (rc)
+		return rc;
+	if (pol_digest_parse(key, &out->digest, NULL, 0))
+		return -EIO;
+	out->state = rec.state;
+	out->size_known = rec.size_known;
+	out->size = rec.size;
+	out->chunk_size = rec.chunk_size;
+	out->verified_at = rec.verified_at;
+	out->last_access = rec.last_access;
+	snprintf(out->project, sizeof(out->project), "%s", rec.project);
+	snprintf(out->name, sizeof(out->name), "%s", rec.name);
+	if (rec.size_known && rec.chunk_size)
+		out->chunks_total = (rec.size + rec.chunk_size - 1) /
+				    rec.chunk_size;
+	k.size = rec.size;
+	k.chunk_size = rec.chunk_size;
+	if (rec.state != CACHE_QUARANTINED) {
+		rc = idx_chunks_each(&c->idx, txn, key, count_chunk, &k);
+		if (rc)
+			return rc;
+	}
+	out->chunks_present = k.n;
+	out->bytes_present = rec.state == CACHE_VERIFIED ? rec.size : k.bytes;
+	pthread_mutex_lock(&c->lock);
+	out->fetching = cache_job_running_locked(c, key);
+	pthread_mutex_unlock(&c->lock);
+	if (!out->fetching)
+		out->fetching = lease_live(c, txn, key);
+	return 0;
+}
+
+int cache_stat(struct cache *c, const struct pol_digest *d,
+	       struct cache_info *out)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = info_fill(c, txn, d->str, out);
+	idx_abort(txn);
+	return rc;
+}
+
+/* Copies every blob key out of the index (so callbacks run outside txns). */
+static int list_keys(struct cache *c, char (**keys)[POL_DIGEST_STR_MAX],
+		     size_t *n)
+{
+	char (*v)[POL_DIGEST_STR_MAX] = NULL;
+	size_t cnt = 0, cap = 0;
+	MDB_cursor *cur = NULL;
+	MDB_txn *txn = NULL;
+	MDB_val k, val;
+	int rc;
+
+	*keys = NULL;
+	*n = 0;
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = idx_err(mdb_cursor_open(txn, c->idx.blobs, &cur));
+	if (rc)
+		goto out_txn;
+	rc = mdb_cursor_get(cur, &k, &val, MDB_FIRST);
+	while (rc == 0) {
+		if (k.mv_size > 0 && k.mv_size < POL_DIGEST_STR_MAX) {
+			if (cnt == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				void *nv = realloc(v, ncap * sizeof(*v));
+
+				if (!nv) {
+					rc = -ENOMEM;
+					goto out_cursor;
+				}
+				v = nv;
+				cap = ncap;
+			}
+			memcpy(v[cnt], k.mv_data, k.mv_size);
+			v[cnt][k.mv_size] = '\0';
+			cnt++;
+		}
+		rc = mdb_cursor_get(cur, &k, &val, MDB_NEXT);
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+
+out_cursor:
+	mdb_cursor_close(cur);
+out_txn:
+	idx_abort(txn);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*keys = v;
+	*n = cnt;
+	return 0;
+}
+
+int cache_foreach(struct cache *c,
+		  int (*fn)(void *arg, const struct cache_info *info),
+		  void *arg)
+{
+	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
+	struct cache_info info;
+	size_t n = 0, i;
+	int rc;
+
+	rc = list_keys(c, &keys, &n);
+	if (rc)
+		return rc;
+	for (i = 0; i < n; i++) {
+		MDB_txn *txn = NULL;
+
+		rc = idx_begin(&c->idx, false, &txn);
+		if (rc)
+			break;
+		rc = info_fill(c, txn, keys[i], &info);
+		idx_abort(txn);
+		if (rc == -ENOENT || rc == -EIO) {
+			rc = 0;		/* evicted meanwhile, or unreadable */
+			continue;
+		}
+		if (rc)
+			break;
+		rc = fn(arg, &info);
+		if (rc)
+			break;
+	}
+	free(keys);
+	return rc;
+}
+
+int cache_get_stats(struct cache *c, struct cache_stats *out)
+{
+	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
+	struct cache_info info;
+	size_t n = 0, i;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->max_size = c->cfg->cache_max_size;
+	rc = list_keys(c, &keys, &n);
+	if (rc)
+		return rc;
+	for (i = 0; i < n; i++) {
+		MDB_txn *txn = NULL;
+
+		rc = idx_begin(&c->idx, false, &txn);
+		if (rc)
+			break;
+		rc = info_fill(c, txn, keys[i], &info);
+		idx_abort(txn);
+		if (rc) {
+			rc = 0;
+			continue;
+		}
+		out->blobs++;
+		out->bytes += info.bytes_present;
+		switch (info.state) {
+		case CACHE_VERIFIED:
+			out->verified++;
+			break;
+		case CACHE_PARTIAL:
+			out->partial++;
+			break;
+		case CACHE_QUARANTINED:
+			out->quarantined++;
+			break;
+		default:
+			break;
+		}
+	}
+	free(keys);
+	return rc;
+}
+
+int cache_quarantine_txn(struct cache *c, MDB_txn *txn, const char *key,
+			 int err)
+{
+	char path[4096];
+	struct idx_rec rec;
+	int rc;
+
+	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
+	if (rc == -ENOENT)
+		memset(&rec, 0, sizeof(rec));
+	else if (rc)
+		return rc;
+	rec.state = CACHE_QUARANTINED;
+	rec.verified_at = 0;
+	rec.last_err = err;
+	rc = idx_rec_put(&c->idx, txn, key, &rec);
+	idx_rec_release(&rec);
+	if (rc)
+		return rc;
+	rc = idx_chunks_del(&c->idx, txn, key);
+	if (rc)
+		return rc;
+	rc = idx_lease_del(&c->idx, txn, key);
+	if (rc)
+		return rc;
+	/* Unlinked inside the txn: no fetch can recreate it meanwhile. */
+	if (cache_data_path(c, key, path, sizeof(path)) && unlink(path) < 0 &&
+	    errno != ENOENT)
+		af_warn("cache: %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * Evicts key unless a fetch of it is in flight here or in a live process.
+ * The data file is unlinked while the write txn (LMDB's process-shared
+ * writer lock) is held, so a fetch cannot start in between; open fds keep
+ * their bytes. *bytes receives what was freed.
+ */
+static int evict_key(struct cache *c, const char *key, const char *reason,
+		     uint64_t *bytes)
+{
+	struct pol_registration *r;
+	struct count_ctx k = { 0 };
+	char path[4096];
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	struct idx_lease l;
+	bool busy;
+	int rc;
+
+	*bytes = 0;
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&c->lock);
+	busy = cache_job_running_locked(c, key);
+	pthread_mutex_unlock(&c->lock);
+	if (!busy && idx_lease_get(&c->idx, txn, key, &l) == 0)
+		busy = l.token != c->me.token && idx_lease_alive(&l);
+	if (busy) {
+		rc = -EBUSY;
+		goto out_abort;
+	}
+	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
+	if (rc)
+		goto out_abort;
+	k.size = rec.size;
+	k.chunk_size = rec.chunk_size;
+	if (rec.state == CACHE_VERIFIED)
+		*bytes = rec.size;
+	else if (idx_chunks_each(&c->idx, txn, key, count_chunk, &k) == 0)
+		*bytes = k.bytes;
+	if (cache_data_path(c, key, path, sizeof(path)) && unlink(path) < 0 &&
+	    errno != ENOENT)
+		af_warn("cache: %s: %s", path, strerror(errno));
+	rc = idx_blob_del(&c->idx, txn, key);
+	if (rc && rc != -ENOENT) {
+		idx_rec_release(&rec);
+		goto out_abort;
+	}
+	rc = idx_commit(txn);
+	if (rc) {
+		idx_rec_release(&rec);
+		return rc;
+	}
+	r = rec_registration(&rec);
+	if (r)
+		cache_audit(c, "evict", r, NULL, NULL, NULL, reason, true,
+			    *bytes, -1);
+	else
+		cache_audit(c, "evict", NULL, rec.project, rec.name, key,
+			    reason, true, *bytes, -1);
+	pol_registration_free(r);
+	idx_rec_release(&rec);
+	af_info("cache: %s: evicted (%s)", key, reason ? reason : "");
+	return 0;
+
+out_abort:
+	idx_abort(txn);
+	return rc;
+}
+
+int cache_evict(struct cache *c, const struct pol_digest *d,
+		const char *reason)
+{
+	uint64_t bytes;
+
+	return evict_key(c, d->str, reason ? reason : "evicted", &bytes);
+}
+
+struct lru_ent {
+	char key[POL_DIGEST_STR_MAX];
+	long long last_access;
+	uint64_t size;
+};
+
+static int lru_cmp(const void *a, const void *b)
+{
+	const struct lru_ent *x = a, *y = b;
+
+	if (x->last_access != y->last_access)
+		return x->last_access < y->last_access ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+void cache_lru_evict(struct cache *c, const char *keep_key)
+{
+	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
+	struct lru_ent *ents = NULL;
+	uint64_t max = c->cfg->cache_max_size, low, total = 0;
+	size_t n = 0, ne = 0, i;
+	char reason[128];
+
+	if (!max || list_keys(c, &keys, &n))
+		return;
+	low = max / 10 * 9;
+	ents = calloc(n ? n : 1, sizeof(*ents));
+	if (!ents)
+		goto out_free;
+	for (i = 0; i < n; i++) {
+		struct cache_info info;
+		MDB_txn *txn = NULL;
+		int rc;
+
+		if (idx_begin(&c->idx, false, &txn))
+			goto out_free;
+		rc = info_fill(c, txn, keys[i], &info);
+		idx_abort(txn);
+		if (rc)
+			continue;
+		total += info.bytes_present;
+		if (info.state != CACHE_VERIFIED || info.fetching ||
+		    strcmp(keys[i], keep_key) == 0)
+			continue;
+		memcpy(ents[ne].key, keys[i], sizeof(ents[ne].key));
+		ents[ne].last_access = info.last_access;
+		ents[ne].size = info.size;
+		ne++;
+	}
+	if (total <= max)
+		goto out_free;
+	qsort(ents, ne, sizeof(*ents), lru_cmp);
+	snprintf(reason, sizeof(reason), "lru: cache above max_size %" PRIu64,
+		 max);
+	for (i = 0; i < ne && total > low; i++) {
+		uint64_t freed = 0;
+
+		if (evict_key(c, ents[i].key, reason, &freed) == 0)
+			total -= freed < total ? freed : total;
+	}
+	if (total > max)
+		af_warn("cache: still %" PRIu64 " bytes after eviction, above "
+			"max_size %" PRIu64, total, max);
+
+out_free:
+	free(ents);
+	free(keys);
+}
+
+struct chunk_list {
+	uint64_t *xxh;
+	uint8_t *have;
+	uint64_t n;
+};
+
+static int collect_chunk(void *arg, uint64_t i, uint64_t xxh)
+{
+	struct chunk_list *l = arg;
+
+	if (i < l->n) {
+		l->xxh[i] = xxh;
+		l->have[i] = 1;
+	}
+	return 0;
+}
+
+/* Quick check: every chunk's xxh3 against the index. */
+static int verify_quick(struct cache *c, const char *key, int fd,
+			const struct idx_rec *rec, char *reason, size_t rlen)
+{
+	struct chunk_list l = { 0 };
+	unsigned char *buf = NULL;
+	MDB_txn *txn = NULL;
+	uint64_t i;
+	int rc;
+
+	if (!rec->chunk_size)
+		return -EIO;
+	l.n = (rec->size + rec->chunk_size - 1) / rec->chunk_size;
+	l.xxh = calloc(l.n ? l.n : 1, sizeof(*l.xxh));
+	l.have = calloc(l.n ? l.n : 1, 1);
+	buf = malloc(HASH_PIECE);
+	if (!l.xxh || !l.have || !buf) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		goto out_free;
+	rc = idx_chunks_each(&c->idx, txn, key, collect_chunk, &l);
+	idx_abort(txn);
+	if (rc)
+		goto out_free;
+	for (i = 0; i < l.n; i++) {
+		uint64_t off = i * rec->chunk_size, xxh = 0;
+		uint64_t len = rec->size - off < rec->chunk_size ?
+			       rec->size - off : rec->chunk_size;
+
+		if (!l.have[i]) {
+			snprintf(reason, rlen, "chunk %" PRIu64
+				 " missing from the index", i);
+			rc = AF_EDIGEST;
+			goto out_free;
+		}
+		rc = hash_fd_range(fd, off, len, NULL, &xxh, buf);
+		if (rc == -EIO || (rc == 0 && xxh != l.xxh[i])) {
+			snprintf(reason, rlen, "chunk %" PRIu64
+				 " xxh3 mismatch", i);
+			rc = AF_EDIGEST;
+			goto out_free;
+		}
+		if (rc)
+			goto out_free;
+	}
+
+out_free:
+	free(buf);
+	free(l.have);
+	free(l.xxh);
+	return rc;
+}
+
+int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
+{
+	struct pol_registration *r = NULL;
+	char path[4096], reason[400] = "";
+	struct pol_digest got;
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	struct stat st;
+	int fd = -1, rc;
+
+	rc = rec_read(c, d->str, &rec, true);
+	if (rc)
+		return rc;
+	if (rec.state != CACHE_VERIFIED) {
+		rc = -ENOENT;
+		goto out_rec;
+	}
+	if (!cache_data_path(c, d->str, path, sizeof(path))) {
+		rc = -ENAMETOOLONG;
+		goto out_rec;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT) {
+			rc = -errno;
+			goto out_rec;
+		}
+		snprintf(reason, sizeof(reason), "data file missing");
+		rc = AF_EDIGEST;
+	} else if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out_close;
+	} else if ((uint64_t)st.st_size != rec.size) {
+		snprintf(reason, sizeof(reason),
+			 "size mismatch: recorded %" PRIu64 ", file %lld",
+			 rec.size, (long long)st.st_size);
+		rc = AF_EDIGEST;
+	} else if (quick) {
+		rc = verify_quick(c, d->str, fd, &rec, reason, sizeof(reason));
+	} else {
+		rc = hash_fd(fd, rec.size, d->algo, &got);
+		if (rc == -EIO || (rc == 0 && !pol_digest_equal(&got, d))) {
+			snprintf(reason, sizeof(reason),
+				 "digest mismatch: expected %s, got %s",
+				 d->str, rc ? "(short file)" : got.str);
+			rc = AF_EDIGEST;
+		}
+	}
+	if (rc != AF_EDIGEST)
+		goto out_close;
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		goto out_close;
+	rc = cache_quarantine_txn(c, txn, d->str, AF_EDIGEST);
+	if (rc) {
+		idx_abort(txn);
+		goto out_close;
+	}
+	rc = idx_commit(txn);
+	if (rc)
+		goto out_close;
+	af_warn("cache: %s: quarantined by verify: %s", d->str, reason);
+	r = rec_registration(&rec);
+	if (r)
+		cache_audit(c, "verify_failed", r, NULL, NULL, NULL, reason,
+			    false, 0, -1);
+	else
+		cache_audit(c, "verify_failed", NULL, rec.project, rec.name,
+			    d->str, reason, false, 0, -1);
+	pol_registration_free(r);
+	rc = AF_EDIGEST;
+
+out_close:
+	if (fd >= 0)
+		close(fd);
+out_rec:
+	idx_rec_release(&rec);
+	return rc;
+}

@@ -1,0 +1,495 @@
+/*
+ * index.c - the LMDB index of the cache (see index_int.h for the layout).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../policy/af.h"
+#include "index_int.h"
+
+/* 1 GiB of address space: a record is ~1 KiB, a chunk entry ~150 bytes. */
+#define IDX_MAP_SIZE	((size_t)1 << 30)
+#define IDX_KEY_MAX	256
+#define IDX_REC_FIXED	(4 + 4 + 1 + 8 + 8 + 8 + 8 + 4 + 2 + 2 + 4)
+
+int idx_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_READERS_FULL:
+		return -EAGAIN;
+	default:
+		if (rc > 0 && rc < 4096)
+			return -rc;
+		af_err("cache index: %s", mdb_strerror(rc));
+		return -EIO;
+	}
+}
+
+int idx_open(struct idx *x, const char *dir)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(x, 0, sizeof(*x));
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		rc = -errno;
+		af_err("cache index: %s: %s", dir, strerror(errno));
+		return rc;
+	}
+	rc = mdb_env_create(&x->env);
+	if (rc)
+		return idx_err(rc);
+	rc = mdb_env_set_maxdbs(x->env, 4);
+	if (!rc)
+		rc = mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(x->env, 254);
+	if (!rc)
+		rc = mdb_env_open(x->env, dir, MDB_NOTLS | MDB_NOMETASYNC, 0640);
+	if (rc) {
+		af_err("cache index: %s: %s", dir, mdb_strerror(rc));
+		goto out_env;
+	}
+	/* Clears reader slots left by crashed processes. */
+	mdb_reader_check(x->env, NULL);
+	rc = mdb_txn_begin(x->env, NULL, 0, &txn);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "blobs", MDB_CREATE, &x->blobs);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &x->chunks);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &x->leases);
+	if (rc) {
+		mdb_txn_abort(txn);
+		af_err("cache index: %s: %s", dir, mdb_strerror(rc));
+		goto out_env;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc) {
+		af_err("cache index: %s: %s", dir, mdb_strerror(rc));
+		goto out_env;
+	}
+	return 0;
+
+out_env:
+	mdb_env_close(x->env);
+	x->env = NULL;
+	return idx_err(rc);
+}
+
+void idx_close(struct idx *x)
+{
+	if (!x->env)
+		return;
+	mdb_env_close(x->env);
+	x->env = NULL;
+}
+
+int idx_begin(struct idx *x, bool write, MDB_txn **txn)
+{
+	return idx_err(mdb_txn_begin(x->env, NULL, write ? 0 : MDB_RDONLY,
+				     txn));
+}
+
+int idx_commit(MDB_txn *txn)
+{
+	return idx_err(mdb_txn_commit(txn));
+}
+
+void idx_abort(MDB_txn *txn)
+{
+	if (txn)
+		mdb_txn_abort(txn);
+}
+
+void idx_rec_release(struct idx_rec *r)
+{
+	free(r->json);
+	r->json = NULL;
+}
+
+/* Bounds-checked little cursor over a record value (STYLE.md). */
+struct cur {
+	unsigned char *p;
+	size_t len;
+	size_t pos;
+	bool bad;
+};
+
+static void cur_put(struct cur *c, const void *v, size_t n)
+{
+	if (c->bad || c->len - c->pos < n) {
+		c->bad = true;
+		return;
+	}
+	if (n)
+		memcpy(c->p + c->pos, v, n);
+	c->pos += n;
+}
+
+static void cur_get(struct cur *c, void *v, size_t n)
+{
+	if (c->bad || c->len - c->pos < n) {
+		c->bad = true;
+		memset(v, 0, n);
+		return;
+	}
+	if (n)
+		memcpy(v, c->p + c->pos, n);
+	c->pos += n;
+}
+
+static void key_val(MDB_val *k, const char *key)
+{
+	k->mv_data = (void *)key;
+	k->mv_size = strlen(key);
+}
+
+int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
+		struct idx_rec *out, bool want_json)
+{
+	MDB_val k, v;
+	struct cur c;
+	uint32_t version;
+	uint8_t size_known;
+	uint16_t plen, nlen;
+	uint32_t jlen;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	key_val(&k, key);
+	rc = mdb_get(txn, x->blobs, &k, &v);
+	if (rc)
+		return idx_err(rc);
+	c = (struct cur){ .p = v.mv_data, .len = v.mv_size };
+	cur_get(&c, &version, sizeof(version));
+	if (c.bad || version != IDX_REC_VERSION) {
+		af_warn("cache index: %s: unknown record version", key);
+		return -EIO;
+	}
+	cur_get(&c, &out->state, sizeof(out->state));
+	cur_get(&c, &size_known, sizeof(size_known));
+	out->size_known = size_known != 0;
+	cur_get(&c, &out->size, sizeof(out->size));
+	cur_get(&c, &out->chunk_size, sizeof(out->chunk_size));
+	cur_get(&c, &out->verified_at, sizeof(out->verified_at));
+	cur_get(&c, &out->last_access, sizeof(out->last_access));
+	cur_get(&c, &out->last_err, sizeof(out->last_err));
+	cur_get(&c, &plen, sizeof(plen));
+	cur_get(&c, &nlen, sizeof(nlen));
+	cur_get(&c, &jlen, sizeof(jlen));
+	if (c.bad || plen >= sizeof(out->project) || nlen >= sizeof(out->name))
+		goto out_bad;
+	cur_get(&c, out->project, plen);
+	cur_get(&c, out->name, nlen);
+	if (c.bad || c.len - c.pos < jlen)
+		goto out_bad;
+	if (want_json && jlen) {
+		out->json = malloc((size_t)jlen + 1);
+		if (!out->json)
+			return -ENOMEM;
+		cur_get(&c, out->json, jlen);
+		out->json[jlen] = '\0';
+	}
+	return 0;
+
+out_bad:
+	af_warn("cache index: %s: malformed record", key);
+	memset(out, 0, sizeof(*out));
+	return -EIO;
+}
+
+int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
+		const struct idx_rec *r)
+{
+	uint32_t version = IDX_REC_VERSION;
+	uint8_t size_known = r->size_known;
+	size_t pl = strnlen(r->project, sizeof(r->project) - 1);
+	size_t nl = strnlen(r->name, sizeof(r->name) - 1);
+	size_t jl = r->json ? strlen(r->json) : 0;
+	uint16_t plen = (uint16_t)pl, nlen = (uint16_t)nl;
+	uint32_t jlen;
+	MDB_val k, v;
+	struct cur c;
+	int rc;
+
+	if (jl > 1u << 20)
+		jl = 0;		/* an absurd snapshot is not worth keeping */
+	jlen = (uint32_t)jl;
+	key_val(&k, key);
+	v.mv_size = IDX_REC_FIXED + pl + nl + jl;
+	v.mv_data = NULL;
+	rc = mdb_put(txn, x->blobs, &k, &v, MDB_RESERVE);
+	if (rc)
+		return idx_err(rc);
+	c = (struct cur){ .p = v.mv_data, .len = v.mv_size };
+	cur_put(&c, &version, sizeof(version));
+	cur_put(&c, &r->state, sizeof(r->state));
+	cur_put(&c, &size_known, sizeof(size_known));
+	cur_put(&c, &r->size, sizeof(r->size));
+	cur_put(&c, &r->chunk_size, sizeof(r->chunk_size));
+	cur_put(&c, &r->verified_at, sizeof(r->verified_at));
+	cur_put(&c, &r->last_access, sizeof(r->last_access));
+	cur_put(&c, &r->last_err, sizeof(r->last_err));
+	cur_put(&c, &plen, sizeof(plen));
+	cur_put(&c, &nlen, sizeof(nlen));
+	cur_put(&c, &jlen, sizeof(jlen));
+	cur_put(&c, r->project, pl);
+	cur_put(&c, r->name, nl);
+	cur_put(&c, r->json, jl);
+	return c.bad ? -EIO : 0;
+}
+
+static int chunk_key(unsigned char *buf, size_t len, const char *key,
+		     uint64_t i, MDB_val *k)
+{
+	size_t kl = strlen(key);
+	int b;
+
+	if (kl + 8 > len)
+		return -ENAMETOOLONG;
+	memcpy(buf, key, kl);
+	for (b = 0; b < 8; b++)
+		buf[kl + (size_t)b] = (unsigned char)(i >> (56 - 8 * b));
+	k->mv_data = buf;
+	k->mv_size = kl + 8;
+	return 0;
+}
+
+int idx_chunk_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
+		  uint64_t xxh)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	MDB_val k, v = { .mv_size = sizeof(xxh), .mv_data = &xxh };
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, i, &k);
+	if (rc)
+		return rc;
+	return idx_err(mdb_put(txn, x->chunks, &k, &v, 0));
+}
+
+int idx_chunk_del(struct idx *x, MDB_txn *txn, const char *key, uint64_t i)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	MDB_val k;
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, i, &k);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, x->chunks, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_chunk_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
+		  uint64_t *xxh)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	MDB_val k, v;
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, i, &k);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, x->chunks, &k, &v);
+	if (rc)
+		return idx_err(rc);
+	if (v.mv_size != sizeof(*xxh))
+		return -EIO;
+	memcpy(xxh, v.mv_data, sizeof(*xxh));
+	return 0;
+}
+
+/*
+ * Walks the chunk keys of key: they sort together because every key of one
+ * digest is the digest string (fixed length per algorithm) + 8 bytes.
+ */
+static int chunks_walk(struct idx *x, MDB_txn *txn, const char *key,
+		       bool del, int (*fn)(void *, uint64_t, uint64_t),
+		       void *arg)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	size_t kl = strlen(key);
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc, ret = 0;
+
+	rc = chunk_key(kb, sizeof(kb), key, 0, &k);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, x->chunks, &cur);
+	if (rc)
+		return idx_err(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		uint64_t i = 0, xxh = 0;
+		const unsigned char *p = k.mv_data;
+		int b;
+
+		if (k.mv_size != kl + 8 || memcmp(p, key, kl) != 0)
+			break;
+		for (b = 0; b < 8; b++)
+			i = (i << 8) | p[kl + (size_t)b];
+		if (v.mv_size == sizeof(xxh))
+			memcpy(&xxh, v.mv_data, sizeof(xxh));
+		if (del) {
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+		} else if (fn) {
+			ret = fn(arg, i, xxh);
+			if (ret)
+				break;
+		}
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (ret)
+		return ret;
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_chunks_each(struct idx *x, MDB_txn *txn, const char *key,
+		    int (*fn)(void *arg, uint64_t i, uint64_t xxh), void *arg)
+{
+	return chunks_walk(x, txn, key, false, fn, arg);
+}
+
+int idx_chunks_del(struct idx *x, MDB_txn *txn, const char *key)
+{
+	return chunks_walk(x, txn, key, true, NULL, NULL);
+}
+
+int idx_blob_del(struct idx *x, MDB_txn *txn, const char *key)
+{
+	MDB_val k;
+	int rc, found;
+
+	key_val(&k, key);
+	rc = mdb_del(txn, x->blobs, &k, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return idx_err(rc);
+	found = rc == 0;
+	rc = idx_chunks_del(x, txn, key);
+	if (rc)
+		return rc;
+	rc = idx_lease_del(x, txn, key);
+	if (rc)
+		return rc;
+	return found ? 0 : -ENOENT;
+}
+
+int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
+		  struct idx_lease *out)
+{
+	MDB_val k, v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	key_val(&k, key);
+	rc = mdb_get(txn, x->leases, &k, &v);
+	if (rc)
+		return idx_err(rc);
+	if (v.mv_size != sizeof(*out))
+		return -EIO;
+	memcpy(out, v.mv_data, sizeof(*out));
+	return 0;
+}
+
+int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
+		  const struct idx_lease *l)
+{
+	struct idx_lease copy;
+	MDB_val k, v = { .mv_size = sizeof(copy), .mv_data = &copy };
+
+	memset(&copy, 0, sizeof(copy));
+	copy.pid = l->pid;
+	copy.start = l->start;
+	copy.token = l->token;
+	key_val(&k, key);
+	return idx_err(mdb_put(txn, x->leases, &k, &v, 0));
+}
+
+int idx_lease_del(struct idx *x, MDB_txn *txn, const char *key)
+{
+	MDB_val k;
+	int rc;
+
+	key_val(&k, key);
+	rc = mdb_del(txn, x->leases, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+uint64_t idx_proc_start(pid_t pid)
+{
+	char path[64], buf[1024];
+	const char *p;
+	char *end;
+	ssize_t n;
+	int fd, field;
+	uint64_t v;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* The command name may hold anything: fields resume after the last ')'. */
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	/* After ")" comes field 3 (state); starttime is field 22. */
+	for (field = 3; field < 22; field++) {
+		while (*p == ' ')
+			p++;
+		while (*p && *p != ' ')
+			p++;
+		if (!*p)
+			return 0;
+	}
+	while (*p == ' ')
+		p++;
+	errno = 0;
+	v = strtoull(p, &end, 10);
+	if (errno || end == p)
+		return 0;
+	/* A zombie is as good as dead: state 'Z' or 'X'. */
+	p = strrchr(buf, ')') + 1;
+	while (*p == ' ')
+		p++;
+	if (*p == 'Z' || *p == 'X')
+		return 0;
+	return v ? v : 1;
+}
+
+bool idx_lease_alive(const struct idx_lease *l)
+{
+	uint64_t start;
+
+	if (l->pid <= 0)
+		return false;
+	start = idx_proc_start(l->pid);
+	return start != 0 && start == l->start;
+}

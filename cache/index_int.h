@@ -1,0 +1,97 @@
+/*
+ * index_int.h - the LMDB index of the cache (DESIGN §6), private to cache/.
+ *
+ * Three named databases in <dir>/index/:
+ *   "blobs"   digest string -> blob record (idx_rec, versioned encoding)
+ *   "chunks"  digest string + big-endian u64 chunk index -> xxh3-64 (u64);
+ *             presence of the key means the chunk's bytes are in the data
+ *             file (recorded only after they were written)
+ *   "leases"  digest string -> fetch lease (pid, process start time, owner
+ *             token), so one process fetches a blob at a time
+ *
+ * LMDB values are valid only inside their transaction: every getter here
+ * copies out. Write transactions are serialized by LMDB itself (its writer
+ * lock is process-shared), which is also what orders evict against fetch.
+ */
+#ifndef CACHE_INDEX_INT_H
+#define CACHE_INDEX_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#define IDX_REC_VERSION	1
+
+struct idx {
+	MDB_env *env;
+	MDB_dbi blobs;
+	MDB_dbi chunks;
+	MDB_dbi leases;
+};
+
+/* One blob record; json is heap-owned (may be NULL), see idx_rec_release. */
+struct idx_rec {
+	uint32_t state;			/* enum cache_state */
+	bool size_known;
+	uint64_t size;
+	uint64_t chunk_size;
+	int64_t verified_at;		/* epoch seconds, 0 if never */
+	int64_t last_access;		/* epoch seconds */
+	int32_t last_err;		/* error of the last failed fetch, 0 */
+	char project[64];
+	char name[201];
+	char *json;			/* registration snapshot, or NULL */
+};
+
+struct idx_lease {
+	int32_t pid;
+	uint64_t start;			/* /proc/<pid>/stat field 22 */
+	uint64_t token;			/* per cache instance */
+};
+
+int idx_open(struct idx *x, const char *dir);
+void idx_close(struct idx *x);
+
+/* Begin/commit/abort. Returns 0 or -errno (mapped from MDB errors). */
+int idx_begin(struct idx *x, bool write, MDB_txn **txn);
+int idx_commit(MDB_txn *txn);
+void idx_abort(MDB_txn *txn);
+int idx_err(int mdb_rc);
+
+void idx_rec_release(struct idx_rec *r);
+/* 0 and *out (json copied only when want_json), -ENOENT, -EIO. */
+int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
+		struct idx_rec *out, bool want_json);
+int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
+		const struct idx_rec *r);
+/* Deletes record, chunks and lease. 0 or -ENOENT when there was no record. */
+int idx_blob_del(struct idx *x, MDB_txn *txn, const char *key);
+
+int idx_chunk_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
+		  uint64_t xxh);
+int idx_chunk_del(struct idx *x, MDB_txn *txn, const char *key, uint64_t i);
+/* 0 and *xxh, or -ENOENT. */
+int idx_chunk_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
+		  uint64_t *xxh);
+int idx_chunks_del(struct idx *x, MDB_txn *txn, const char *key);
+/*
+ * Calls fn for every recorded chunk of key in index order; stops at a
+ * non-zero return (which is returned). Returns 0 or -errno.
+ */
+int idx_chunks_each(struct idx *x, MDB_txn *txn, const char *key,
+		    int (*fn)(void *arg, uint64_t i, uint64_t xxh), void *arg);
+
+int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
+		  struct idx_lease *out);
+int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
+		  const struct idx_lease *l);
+int idx_lease_del(struct idx *x, MDB_txn *txn, const char *key);
+
+/* Start time of pid from /proc/<pid>/stat; 0 when the process is gone. */
+uint64_t idx_proc_start(pid_t pid);
+/* True when the lease's process still runs (same pid, same start time). */
+bool idx_lease_alive(const struct idx_lease *l);
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * af.c - error codes, logging and clocks shared by every subsystem (af.h).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "af.h"
+#include "pol_int.h"
+
+#define AF_LOG_LINE_MAX	4096
+
+/*
+ * Log settings: the one process-wide state af.h allows. Written by
+ * af_log_setup before threads start, read-only afterwards.
+ */
+static enum af_log_level log_max = AF_LOG_INFO;
+static enum af_log_format log_format = AF_LOG_TEXT;
+static bool log_syslog;
+/* Orders whole lines from concurrent threads on stderr. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *af_strerror(int err)
+{
+	const char *s;
+
+	switch (err) {
+	case 0:
+		return "success";
+	case AF_EDIGEST:
+		return "digest mismatch";
+	case AF_ESIZE:
+		return "size differs from registration";
+	case AF_EDENIED:
+		return "denied by policy";
+	case AF_EUNREG:
+		return "not registered";
+	case AF_EPARSE:
+		return "malformed input";
+	case AF_ESOURCE:
+		return "source failed";
+	case AF_ECRED:
+		return "credential refused";
+	case AF_EQUARANTINE:
+		return "blob quarantined";
+	case AF_ETIMEDOUT:
+		return "transfer timed out";
+	default:
+		break;
+	}
+	if (err < 0 && err > AF_EBASE) {
+		s = strerrordesc_np(-err);
+		if (s)
+			return s;
+	}
+	return "unknown error";
+}
+
+int af_errno(int err)
+{
+	switch (err) {
+	case 0:
+		return 0;
+	case AF_EDIGEST:
+	case AF_ESIZE:
+	case AF_ESOURCE:
+	case AF_EQUARANTINE:
+	case AF_ETIMEDOUT:
+		return EIO;
+	case AF_EDENIED:
+	case AF_ECRED:
+		return EACCES;
+	case AF_EUNREG:
+		return ENOENT;
+	case AF_EPARSE:
+		return EINVAL;
+	default:
+		break;
+	}
+	if (err < 0 && err > AF_EBASE)
+		return -err;
+	return EIO;
+}
+
+void af_log_setup(enum af_log_level max_level, enum af_log_format format,
+		  bool use_syslog)
+{
+	log_max = max_level;
+	log_format = format;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog("artifactfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+enum af_log_level af_log_get_level(void)
+{
+	return log_max;
+}
+
+static const char *level_name(enum af_log_level level)
+{
+	switch (level) {
+	case AF_LOG_ERROR:
+		return "error";
+	case AF_LOG_WARN:
+		return "warning";
+	case AF_LOG_INFO:
+		return "info";
+	case AF_LOG_DEBUG:
+		return "debug";
+	default:
+		return "log";
+	}
+}
+
+static int level_prio(enum af_log_level level)
+{
+	switch (level) {
+	case AF_LOG_ERROR:
+		return LOG_ERR;
+	case AF_LOG_WARN:
+		return LOG_WARNING;
+	case AF_LOG_INFO:
+		return LOG_INFO;
+	case AF_LOG_DEBUG:
+		return LOG_DEBUG;
+	default:
+		return LOG_NOTICE;
+	}
+}
+
+static void write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void af_vlog(enum af_log_level level, const char *fmt, va_list ap)
+{
+	char msg[AF_LOG_LINE_MAX], ts[32];
+	struct pol_buf line;
+	int saved = errno;
+
+	if (level > log_max)
+		return;
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	pol_buf_init(&line, 2 * AF_LOG_LINE_MAX);
+	if (log_format == AF_LOG_JSON) {
+		af_rfc3339(af_wall_ms() / 1000, ts, sizeof(ts));
+		pol_buf_addf(&line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":",
+			     ts, level_name(level));
+		pol_buf_add_json_string(&line, msg);
+		pol_buf_adds(&line, "}\n");
+	} else {
+		pol_buf_addf(&line, "artifactfs: %s: %s\n", level_name(level),
+			     msg);
+	}
+	if (!line.failed && line.p) {
+		pthread_mutex_lock(&log_lock);
+		write_all(STDERR_FILENO, line.p, line.len);
+		pthread_mutex_unlock(&log_lock);
+	}
+	pol_buf_release(&line);
+	if (log_syslog)
+		syslog(level_prio(level), "%s", msg);
+	errno = saved;
+}
+
+void af_log(enum af_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	af_vlog(level, fmt, ap);
+	va_end(ap);
+}
+
+long long af_now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+long long af_wall_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+char *af_rfc3339(long long epoch_s, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t t;
+
+	if (len == 0)
+		return buf;
+	buf[0] = '\0';
+	/* Four-digit years from 1970 on (RFC 3339 section 5.6 date-fullyear). */
+	if (epoch_s < 0)
+		epoch_s = 0;
+	if (epoch_s > 253402300799LL)
+		epoch_s = 253402300799LL;
+	t = (time_t)epoch_s;
+	if (!gmtime_r(&t, &tm))
+		return buf;
+	if (strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		buf[0] = '\0';
+	return buf;
+}

@@ -1,0 +1,179 @@
+/*
+ * audit.c - the audit log (DESIGN §8): one JSON object per line, fields in
+ * a fixed order, appended with one write(2) under a mutex.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "pol_int.h"
+
+#define AUDIT_LINE_MAX	(64 * 1024)
+#define AUDIT_URI_MAX	4096
+
+struct audit {
+	int fd;			/* -1 when no file; fixed after open */
+	bool use_syslog;	/* fixed after open */
+	pthread_mutex_t lock;	/* orders lines; guards warned */
+	bool warned;		/* a write failure was logged (lock) */
+};
+
+/* mkdir -p of the folders above path (mode 0750); existing ones are fine. */
+static int make_parents(const char *path)
+{
+	char *dup = strdup(path);
+	int ret = 0;
+
+	if (!dup)
+		return -ENOMEM;
+	for (char *p = dup + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dup, 0750) < 0 && errno != EEXIST) {
+			ret = -errno;
+			break;
+		}
+		*p = '/';
+	}
+	free(dup);
+	return ret;
+}
+
+int audit_open(const char *path, bool use_syslog, struct audit **out)
+{
+	struct audit *a;
+	int ret;
+
+	*out = NULL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->fd = -1;
+	a->use_syslog = use_syslog;
+	if (path && *path) {
+		ret = make_parents(path);
+		if (ret < 0)
+			goto out_free;
+		a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+				   O_NOCTTY, 0640);
+		if (a->fd < 0) {
+			ret = -errno;
+			goto out_free;
+		}
+	}
+	ret = pthread_mutex_init(&a->lock, NULL);
+	if (ret) {
+		ret = -ret;
+		goto out_close;
+	}
+	if (use_syslog)
+		openlog("artifactfs", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+	*out = a;
+	return 0;
+out_close:
+	if (a->fd >= 0)
+		close(a->fd);
+out_free:
+	free(a);
+	return ret;
+}
+
+void audit_close(struct audit *a)
+{
+	if (!a)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}
+
+static void add_str(struct pol_buf *b, const char *key, const char *v)
+{
+	if (!v)
+		return;
+	pol_buf_addf(b, ",\"%s\":", key);
+	pol_buf_add_json_string(b, v);
+}
+
+char *audit_format(const struct audit_event *ev, long long ts)
+{
+	char tsbuf[32], red[AUDIT_URI_MAX];
+	struct pol_buf b;
+
+	pol_buf_init(&b, AUDIT_LINE_MAX);
+	af_rfc3339(ts, tsbuf, sizeof(tsbuf));
+	pol_buf_addf(&b, "{\"ts\":\"%s\"", tsbuf);
+	add_str(&b, "event", ev->event);
+	add_str(&b, "project", ev->project);
+	add_str(&b, "name", ev->name);
+	add_str(&b, "digest", ev->digest);
+	add_str(&b, "source_type", ev->source_type);
+	if (ev->uri)
+		add_str(&b, "uri", pol_uri_redact(ev->uri, red, sizeof(red)));
+	if (ev->has_ids)
+		pol_buf_addf(&b, ",\"uid\":%lu,\"gid\":%lu,\"pid\":%ld",
+			     (unsigned long)ev->uid, (unsigned long)ev->gid,
+			     (long)ev->pid);
+	add_str(&b, "decision", ev->decision);
+	add_str(&b, "reason", ev->reason);
+	add_str(&b, "warning", ev->warning);
+	if (ev->has_bytes)
+		pol_buf_addf(&b, ",\"bytes\":%llu",
+			     (unsigned long long)ev->bytes);
+	if (ev->has_duration)
+		pol_buf_addf(&b, ",\"duration_ms\":%llu",
+			     (unsigned long long)ev->duration_ms);
+	pol_buf_add(&b, "}\n", 2);
+	if (b.failed) {
+		pol_buf_release(&b);
+		return NULL;
+	}
+	return b.p;
+}
+
+int audit_emit(struct audit *a, const struct audit_event *ev)
+{
+	const char *p;
+	char *line;
+	size_t n;
+	int ret = 0;
+
+	if (!a)
+		return 0;
+	line = audit_format(ev, af_wall_ms() / 1000);
+	if (!line)
+		return -ENOMEM;
+	n = strlen(line);
+	pthread_mutex_lock(&a->lock);
+	for (p = line; a->fd >= 0 && n > 0;) {
+		ssize_t w = write(a->fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	if (ret < 0 && !a->warned) {
+		a->warned = true;
+		af_err("audit log write failed: %s", af_strerror(ret));
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (a->use_syslog) {
+		line[strlen(line) - 1] = '\0';
+		syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s", line);
+	}
+	free(line);
+	return ret;
+}

@@ -1,0 +1,618 @@
+/*
+ * config.c - the INI configuration file (DESIGN §10) through libinih.
+ *
+ * libinih (r55 on Debian 12) does not pass line numbers to the handler, so
+ * the text is fed through our own line reader, which counts lines, refuses
+ * lines too long for inih's buffer (rather than letting inih split them)
+ * and NUL bytes, and checks section names (an empty unknown section never
+ * reaches the handler).
+ */
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "pol_int.h"
+
+#define CFG_MIRRORS_MAX	16
+#define CFG_VALUE_MAX	4096
+
+enum cfg_kind {
+	CFG_PATH,
+	CFG_URL,		/* http(s)://, no userinfo, no secret query */
+	CFG_PROXY,		/* any scheme://, no userinfo */
+	CFG_SIZE,
+	CFG_CHUNK,
+	CFG_DURATION,
+	CFG_UINT,
+	CFG_BOOL,
+	CFG_PASSTHROUGH,
+	CFG_MIRRORS,
+};
+
+struct cfg_key {
+	const char *section;
+	const char *key;
+	enum cfg_kind kind;
+	size_t off;		/* offset of the field in struct pol_config */
+	unsigned min, max;	/* CFG_UINT only */
+};
+
+#define F(f) offsetof(struct pol_config, f)
+static const struct cfg_key cfg_keys[] = {
+	{ "cache", "dir", CFG_PATH, F(cache_dir), 0, 0 },
+	{ "cache", "max_size", CFG_SIZE, F(cache_max_size), 0, 0 },
+	{ "cache", "chunk_size", CFG_CHUNK, F(chunk_size), 0, 0 },
+	{ "registry", "dir", CFG_PATH, F(registry_dir), 0, 0 },
+	{ "registry", "url", CFG_URL, F(registry_url), 0, 0 },
+	{ "registry", "token_file", CFG_PATH, F(registry_token_file), 0, 0 },
+	{ "registry", "refresh", CFG_DURATION, F(registry_refresh_ms), 0, 0 },
+	{ "policy", "file", CFG_PATH, F(policy_file), 0, 0 },
+	{ "credentials", "dir", CFG_PATH, F(credentials_dir), 0, 0 },
+	{ "credentials", "helper", CFG_PATH, F(credentials_helper), 0, 0 },
+	{ "credentials", "max_lifetime", CFG_DURATION,
+	  F(credentials_max_lifetime_ms), 0, 0 },
+	{ "fetch", "connections", CFG_UINT, F(fetch_connections), 1, 64 },
+	{ "fetch", "retries", CFG_UINT, F(fetch_retries), 0, 100 },
+	{ "fetch", "connect_timeout", CFG_DURATION, F(connect_timeout_ms), 0,
+	  0 },
+	{ "fetch", "ca_file", CFG_PATH, F(ca_file), 0, 0 },
+	{ "fetch", "low_speed_timeout", CFG_DURATION, F(low_speed_timeout_ms),
+	  0, 0 },
+	{ "fetch", "proxy", CFG_PROXY, F(proxy), 0, 0 },
+	{ "fetch", "mirrors", CFG_MIRRORS, F(mirrors), 0, 0 },
+	{ "audit", "log", CFG_PATH, F(audit_log), 0, 0 },
+	{ "audit", "syslog", CFG_BOOL, F(audit_syslog), 0, 0 },
+	{ "fs", "passthrough", CFG_PASSTHROUGH, F(passthrough), 0, 0 },
+};
+#undef F
+
+static const char *const cfg_sections[] = {
+	"cache", "registry", "policy", "credentials", "fetch", "audit", "fs",
+};
+
+struct cfg_ctx {
+	struct pol_config *cfg;
+	const char *origin;
+	const char *p, *end;	/* reader cursor */
+	int line;		/* line last handed to inih */
+	int err_line;		/* line of the first error; 0 when none */
+	bool nomem;
+	char *err;
+	size_t errlen;
+};
+
+static void cfg_fail(struct cfg_ctx *c, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void cfg_fail(struct cfg_ctx *c, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (c->err_line)
+		return;
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	c->err_line = line;
+	pol_seterr(c->err, c->errlen, "%s:%d: %s", c->origin, line, msg);
+}
+
+static bool section_known(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof(cfg_sections) / sizeof(cfg_sections[0]);
+	     i++)
+		if (strlen(cfg_sections[i]) == n &&
+		    strncmp(cfg_sections[i], s, n) == 0)
+			return true;
+	return false;
+}
+
+/* An ini_reader over the text in memory, one line per call. */
+static char *cfg_reader(char *str, int num, void *stream)
+{
+	struct cfg_ctx *c = stream;
+	const char *nl, *s, *close;
+	char safe[POL_SAFE_BUF];
+	size_t n;
+
+	if (c->p >= c->end || c->err_line)
+		return NULL;
+	nl = memchr(c->p, '\n', (size_t)(c->end - c->p));
+	n = nl ? (size_t)(nl - c->p) + 1 : (size_t)(c->end - c->p);
+	c->line++;
+	/* inih needs room for "\r\n\0" beyond the longest line. */
+	if (num < 4 || n + 3 > (size_t)num) {
+		cfg_fail(c, c->line, "line longer than %d characters",
+			 num > 3 ? num - 3 : 0);
+		return NULL;
+	}
+	if (memchr(c->p, '\0', n)) {
+		cfg_fail(c, c->line, "NUL byte in line");
+		return NULL;
+	}
+	memcpy(str, c->p, n);
+	str[n] = '\0';
+	c->p += n;
+
+	s = str + strspn(str, " \t\r");
+	if (*s == '[') {
+		s++;
+		close = strchr(s, ']');
+		if (close && !section_known(s, (size_t)(close - s))) {
+			char name[POL_SAFE_LEN + 1];
+			size_t m = (size_t)(close - s);
+
+			if (m > POL_SAFE_LEN)
+				m = POL_SAFE_LEN;
+			memcpy(name, s, m);
+			name[m] = '\0';
+			cfg_fail(c, c->line, "unknown section [%s]",
+				 pol_safe(name, POL_SAFE_LEN, safe,
+					  sizeof(safe)));
+		}
+	}
+	return str;
+}
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+/* Parses leading decimal digits; *end points after them. */
+static bool parse_u64(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!is_digit(*s))
+		return false;
+	for (; is_digit(*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*end = s;
+	*out = v;
+	return true;
+}
+
+int pol_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	const char *end, *u;
+	uint64_t v, mult = 1;
+
+	if (!s || !parse_u64(s, &end, &v))
+		return AF_EPARSE;
+	if (*end) {
+		u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+		if (!u || !*u)
+			return AF_EPARSE;
+		for (const char *p = units; p <= u; p++)
+			mult *= 1024;
+		end++;
+		if (strcmp(end, "iB") != 0 && strcmp(end, "B") != 0 &&
+		    *end != '\0')
+			return AF_EPARSE;
+	}
+	if (v > UINT64_MAX / mult)
+		return AF_EPARSE;
+	*out = v * mult;
+	return 0;
+}
+
+int pol_parse_duration_ms(const char *s, uint64_t *out)
+{
+	const char *end;
+	uint64_t v, mult;
+
+	if (!s || !parse_u64(s, &end, &v))
+		return AF_EPARSE;
+	if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+		mult = 1000;
+	else if (strcmp(end, "ms") == 0)
+		mult = 1;
+	else if (strcmp(end, "m") == 0)
+		mult = 60 * 1000;
+	else if (strcmp(end, "h") == 0)
+		mult = 3600 * 1000;
+	else if (strcmp(end, "d") == 0)
+		mult = 86400 * 1000;
+	else
+		return AF_EPARSE;
+	if (v > UINT64_MAX / mult)
+		return AF_EPARSE;
+	*out = v * mult;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return AF_EPARSE;
+}
+
+/*
+ * A URL in the config: "scheme://host…", no spaces, no userinfo (DESIGN
+ * §5: secrets never in the config file). http_only: http or https, and no
+ * credential-bearing query parameter either. Never quotes the value.
+ */
+static bool url_ok(const char *s, bool http_only, char *why, size_t whylen)
+{
+	const char *sep = strstr(s, "://"), *auth, *p;
+	char uerr[256];
+	size_t alen;
+
+	for (p = s; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f) {
+			pol_seterr(why, whylen,
+				   "space, control or non-ASCII byte in url");
+			return false;
+		}
+	if (!sep || sep == s) {
+		pol_seterr(why, whylen, "not a url (want scheme://host/…)");
+		return false;
+	}
+	for (p = s; p < sep; p++)
+		if (!((*p >= 'a' && *p <= 'z') || is_digit(*p) || *p == '+' ||
+		      *p == '-' || *p == '.')) {
+			pol_seterr(why, whylen, "bad url scheme");
+			return false;
+		}
+	auth = sep + 3;
+	alen = strcspn(auth, "/?#");
+	if (memchr(auth, '@', alen)) {
+		pol_seterr(why, whylen,
+			   "url must not carry userinfo (secrets never go in the config file)");
+		return false;
+	}
+	if (alen == 0) {
+		pol_seterr(why, whylen, "url has no host");
+		return false;
+	}
+	if (!http_only)
+		return true;
+	if (pol_uri_check(POL_SRC_HTTPS, s, uerr, sizeof(uerr)) < 0) {
+		pol_seterr(why, whylen, "%s", uerr);
+		return false;
+	}
+	return true;
+}
+
+static int set_string(char **slot, const char *v)
+{
+	char *d = strdup(v);
+
+	if (!d)
+		return -ENOMEM;
+	free(*slot);
+	*slot = d;
+	return 0;
+}
+
+static int add_mirrors(struct cfg_ctx *c, const char *v)
+{
+	struct pol_config *cfg = c->cfg;
+	char why[256];
+	const char *p = v;
+
+	while (*p) {
+		size_t n;
+		char *m;
+
+		p += strspn(p, ", \t");
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			break;
+		if (cfg->n_mirrors >= CFG_MIRRORS_MAX) {
+			cfg_fail(c, c->line, "mirrors: more than %d mirrors",
+				 CFG_MIRRORS_MAX);
+			return AF_EPARSE;
+		}
+		m = strndup(p, n);
+		if (!m)
+			return -ENOMEM;
+		if (!url_ok(m, true, why, sizeof(why))) {
+			free(m);
+			cfg_fail(c, c->line, "mirrors: %s", why);
+			return AF_EPARSE;
+		}
+		char **nv = realloc(cfg->mirrors,
+				    (cfg->n_mirrors + 1) * sizeof(*nv));
+		if (!nv) {
+			free(m);
+			return -ENOMEM;
+		}
+		cfg->mirrors = nv;
+		cfg->mirrors[cfg->n_mirrors++] = m;
+		p += n;
+	}
+	return 0;
+}
+
+/* Key names that look like a secret: refused with a pointed message. */
+static bool looks_secret(const char *k)
+{
+	static const char *const words[] = { "token", "secret", "password",
+					     "passwd", "key", "credential",
+					     "sas", "sig" };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasestr(k, words[i]))
+			return true;
+	return false;
+}
+
+static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
+		     const char *v)
+{
+	char *base = (char *)c->cfg;
+	char why[256];
+	uint64_t u;
+	bool b;
+
+	switch (k->kind) {
+	case CFG_PATH:
+		if (!*v) {
+			cfg_fail(c, c->line, "%s: empty path", k->key);
+			return AF_EPARSE;
+		}
+		for (const char *p = v; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+				cfg_fail(c, c->line,
+					 "%s: control character in path",
+					 k->key);
+				return AF_EPARSE;
+			}
+		return set_string((char **)(base + k->off), v);
+	case CFG_URL:
+	case CFG_PROXY:
+		if (!url_ok(v, k->kind == CFG_URL, why, sizeof(why))) {
+			cfg_fail(c, c->line, "%s: %s", k->key, why);
+			return AF_EPARSE;
+		}
+		return set_string((char **)(base + k->off), v);
+	case CFG_SIZE:
+		if (pol_parse_size(v, &u) < 0) {
+			cfg_fail(c, c->line,
+				 "%s: not a size (a number with K, M, G or T)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		*(uint64_t *)(base + k->off) = u;
+		return 0;
+	case CFG_CHUNK:
+		if (pol_parse_size(v, &u) < 0) {
+			cfg_fail(c, c->line,
+				 "%s: not a size (a number with K, M, G or T)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		if (u < 64 * 1024 || u > 1024 * 1024 * 1024 || (u & (u - 1))) {
+			cfg_fail(c, c->line,
+				 "%s: must be a power of two from 64K to 1G",
+				 k->key);
+			return AF_EPARSE;
+		}
+		*(uint64_t *)(base + k->off) = u;
+		return 0;
+	case CFG_DURATION:
+		if (pol_parse_duration_ms(v, &u) < 0 || u == 0) {
+			cfg_fail(c, c->line,
+				 "%s: not a positive duration (a number with s, m, h or d)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		*(uint64_t *)(base + k->off) = u;
+		return 0;
+	case CFG_UINT: {
+		const char *end;
+
+		if (!parse_u64(v, &end, &u) || *end || u < k->min ||
+		    u > k->max) {
+			cfg_fail(c, c->line,
+				 "%s: must be an integer from %u to %u",
+				 k->key, k->min, k->max);
+			return AF_EPARSE;
+		}
+		*(unsigned *)(base + k->off) = (unsigned)u;
+		return 0;
+	}
+	case CFG_BOOL:
+		if (parse_bool(v, &b) < 0) {
+			cfg_fail(c, c->line,
+				 "%s: must be true or false (yes/no, 1/0)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		*(bool *)(base + k->off) = b;
+		return 0;
+	case CFG_PASSTHROUGH:
+		if (strcmp(v, "auto") == 0)
+			c->cfg->passthrough = POL_PASSTHROUGH_AUTO;
+		else if (strcmp(v, "on") == 0)
+			c->cfg->passthrough = POL_PASSTHROUGH_ON;
+		else if (strcmp(v, "off") == 0)
+			c->cfg->passthrough = POL_PASSTHROUGH_OFF;
+		else {
+			cfg_fail(c, c->line, "%s: must be auto, on or off",
+				 k->key);
+			return AF_EPARSE;
+		}
+		return 0;
+	case CFG_MIRRORS:
+		return add_mirrors(c, v);
+	default:
+		cfg_fail(c, c->line, "%s: internal error", k->key);
+		return AF_EPARSE;
+	}
+}
+
+static int cfg_handler(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct cfg_ctx *c = user;
+	char ssafe[POL_SAFE_BUF], ksafe[POL_SAFE_BUF];
+	const struct cfg_key *k = NULL;
+	int ret;
+
+	if (c->err_line || c->nomem)
+		return 0;
+	pol_safe(section, POL_SAFE_LEN, ssafe, sizeof(ssafe));
+	pol_safe(name, POL_SAFE_LEN, ksafe, sizeof(ksafe));
+	if (!*section) {
+		cfg_fail(c, c->line, "key \"%s\" outside any [section]", ksafe);
+		return 0;
+	}
+	if (!section_known(section, strlen(section))) {
+		cfg_fail(c, c->line, "unknown section [%s]", ssafe);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cfg_keys) / sizeof(cfg_keys[0]); i++)
+		if (strcmp(cfg_keys[i].section, section) == 0 &&
+		    strcmp(cfg_keys[i].key, name) == 0)
+			k = &cfg_keys[i];
+	if (!k) {
+		if (looks_secret(name))
+			cfg_fail(c, c->line,
+				 "unknown key \"%s\" in [%s]: secrets never go in the config file (use credentials.dir or registry.token_file)",
+				 ksafe, ssafe);
+		else
+			cfg_fail(c, c->line, "unknown key \"%s\" in [%s]",
+				 ksafe, ssafe);
+		return 0;
+	}
+	if (strlen(value) > CFG_VALUE_MAX) {
+		cfg_fail(c, c->line, "%s: value too long", k->key);
+		return 0;
+	}
+	ret = set_value(c, k, value);
+	if (ret == -ENOMEM)
+		c->nomem = true;
+	return ret == 0;
+}
+
+int pol_config_init(struct pol_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->chunk_size = 8 * 1024 * 1024;
+	cfg->registry_refresh_ms = 30 * 1000;
+	cfg->credentials_max_lifetime_ms = 12ULL * 3600 * 1000;
+	cfg->fetch_connections = 8;
+	cfg->fetch_retries = 5;
+	cfg->connect_timeout_ms = 10 * 1000;
+	cfg->low_speed_timeout_ms = 30 * 1000;
+	cfg->audit_syslog = false;
+	cfg->passthrough = POL_PASSTHROUGH_AUTO;
+	cfg->cache_dir = strdup("/var/cache/artifactfs");
+	cfg->registry_dir = strdup("/etc/artifactfs/registry");
+	cfg->audit_log = strdup("/var/log/artifactfs/audit.jsonl");
+	if (!cfg->cache_dir || !cfg->registry_dir || !cfg->audit_log) {
+		pol_config_release(cfg);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int pol_config_parse(struct pol_config *cfg, const char *buf, size_t len,
+		     const char *origin, char *err, size_t errlen)
+{
+	struct cfg_ctx c;
+	int ret;
+
+	memset(&c, 0, sizeof(c));
+	c.cfg = cfg;
+	c.origin = origin ? origin : "config";
+	c.p = buf ? buf : "";
+	c.end = c.p + (buf ? len : 0);
+	c.err = err;
+	c.errlen = errlen;
+	if (err && errlen)
+		err[0] = '\0';
+	ret = ini_parse_stream(cfg_reader, &c, cfg_handler, &c);
+	if (c.nomem || ret == -2) {
+		pol_seterr(err, errlen, "%s: out of memory", c.origin);
+		return -ENOMEM;
+	}
+	if (ret > 0 && (!c.err_line || ret < c.err_line)) {
+		c.err_line = 0;
+		cfg_fail(&c, ret,
+			 "syntax error (want \"key = value\" or \"[section]\")");
+	}
+	if (c.err_line)
+		return AF_EPARSE;
+	if (ret != 0) {
+		pol_seterr(err, errlen, "%s: cannot parse", c.origin);
+		return AF_EPARSE;
+	}
+	return 0;
+}
+
+int pol_config_load(const char *path, struct pol_config *cfg, char *err,
+		    size_t errlen)
+{
+	size_t len;
+	char *buf;
+	int ret;
+
+	ret = pol_config_init(cfg);
+	if (ret < 0) {
+		pol_seterr(err, errlen, "%s: out of memory", path);
+		return ret;
+	}
+	ret = set_string(&cfg->path, path);
+	if (ret < 0) {
+		pol_seterr(err, errlen, "%s: out of memory", path);
+		return ret;
+	}
+	ret = pol_read_file(path, &buf, &len);
+	if (ret < 0) {
+		pol_seterr(err, errlen, "%s: %s", path, af_strerror(ret));
+		return ret;
+	}
+	ret = pol_config_parse(cfg, buf, len, path, err, errlen);
+	free(buf);
+	return ret;
+}
+
+void pol_config_release(struct pol_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->path);
+	free(cfg->cache_dir);
+	free(cfg->registry_dir);
+	free(cfg->registry_url);
+	free(cfg->registry_token_file);
+	free(cfg->policy_file);
+	free(cfg->credentials_dir);
+	free(cfg->credentials_helper);
+	free(cfg->ca_file);
+	free(cfg->proxy);
+	for (size_t i = 0; i < cfg->n_mirrors; i++)
+		free(cfg->mirrors[i]);
+	free(cfg->mirrors);
+	free(cfg->audit_log);
+	memset(cfg, 0, sizeof(*cfg));
+}

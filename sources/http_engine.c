@@ -1,0 +1,994 @@
+/*
+ * http_engine.c - the HTTP engine shared by every HTTP-based source type
+ * (issue 3): ONE libcurl multi handle driven by ONE thread. Other threads
+ * submit jobs to a mutex-protected queue and wake the thread with
+ * curl_multi_wakeup; everything else (easy handles, retries, callbacks)
+ * lives on the engine thread only, so the per-job state needs no lock.
+ *
+ * A job is one ranged GET (or a size probe) that may take several
+ * attempts. Each attempt is one easy handle asking for the bytes not yet
+ * delivered, so a retry never hands a byte out twice. Responses are
+ * checked before their first byte is passed on: a 206 must carry exactly
+ * the Content-Range asked for; a 200 (the server ignores Range) is read
+ * through, dropping what lies before the range and stopping after it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "policy/af.h"
+#include "sources/http_int.h"
+#include "sources/src_int.h"
+
+/* Receive buffer per transfer: large reads, bounded memory (issue 3 §6). */
+#define ENG_BUFFER_SIZE		(512L * 1024)
+#define ENG_MAX_REDIRS		10
+#define ENG_USER_AGENT		"artifactfs/0.1"
+/* Active transfers per configured connection (curl queues the rest). */
+#define ENG_ACTIVE_PER_CONN	2
+/* Longest sleep of the engine loop when nothing is due. */
+#define ENG_POLL_MAX_MS		1000
+
+enum job_kind {
+	JOB_RANGE,	/* ranged GET delivering bytes */
+	JOB_HEAD,	/* size by HEAD */
+	JOB_PROBE,	/* size by "Range: bytes=0-0" */
+};
+
+/* Blocking size request (http_src_size) waiting for its job. */
+struct size_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;		/* lock */
+	int err;		/* lock */
+	uint64_t size;		/* lock */
+	char reason[128];	/* lock */
+};
+
+/*
+ * One job. Owned by the submitting thread until queued, then by the engine
+ * thread alone.
+ */
+struct job {
+	struct job *prev, *next;	/* in exactly one list */
+	struct http_src *hs;
+	enum job_kind kind;
+	uint64_t off, len;		/* the range asked for */
+	uint64_t done;			/* bytes delivered so far */
+	struct src_range_cb cb;		/* JOB_RANGE */
+	struct size_wait *sw;		/* JOB_HEAD, JOB_PROBE */
+	uint64_t size;			/* size learned */
+	unsigned attempt;		/* attempts started */
+	long long start_at_ms;		/* next attempt not before */
+
+	CURL *easy;			/* NULL between attempts */
+	struct curl_slist *hdrs;
+	char range[48];
+
+	/* The current response (reset at each status line). */
+	int status;
+	bool have_cr;
+	struct http_content_range cr;
+	bool have_cl;
+	uint64_t cl;
+	bool have_ra;
+	unsigned ra_s;
+	bool checked;			/* response validated */
+	long long progress_ms;		/* last byte of header or body seen */
+	bool stalled;			/* aborted by the stall detector */
+	uint64_t skip;			/* 200: bytes to drop before the range */
+
+	/* The outcome of the attempt, as decided by the callbacks. */
+	bool complete;			/* everything delivered / size known */
+	bool restart;			/* switch HEAD -> PROBE, no retry cost */
+	int fail_err;			/* final failure, no retry */
+	bool fail_retry;		/* failure worth another attempt */
+	int retry_err;			/* error if the retries run out */
+	char what[80];			/* last failure, for the reason */
+};
+
+struct jlist {
+	struct job *head, *tail;
+};
+
+struct http_engine {
+	struct http_engine_cfg cfg;
+	CURLM *multi;			/* engine thread only (after start) */
+	pthread_t thread;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* a job finished (lock) */
+	struct jlist queue;		/* submitted jobs (lock) */
+	bool stop;			/* lock */
+	bool closing;			/* some source is closing (lock) */
+	bool dead;			/* thread joined, multi gone (lock) */
+	unsigned n_src;			/* http_src alive (lock) */
+
+	/* Engine thread only. */
+	struct jlist waiting;		/* new or backing off */
+	struct jlist active;		/* with an easy handle in multi */
+	unsigned n_active;
+	uint64_t rng;
+};
+
+struct http_src {
+	struct http_engine *eng;
+	char *url;			/* immutable */
+	http_headers_fn hdr_fn;		/* set before the first request */
+	void *hdr_arg;
+	int range_ignored;		/* __atomic */
+	unsigned inflight;		/* jobs submitted, not finished (eng->lock) */
+	bool closing;			/* eng->lock */
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void jlist_add(struct jlist *l, struct job *j)
+{
+	j->next = NULL;
+	j->prev = l->tail;
+	if (l->tail != NULL)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+}
+
+static void jlist_del(struct jlist *l, struct job *j)
+{
+	if (j->prev != NULL)
+		j->prev->next = j->next;
+	else
+		l->head = j->next;
+	if (j->next != NULL)
+		j->next->prev = j->prev;
+	else
+		l->tail = j->prev;
+	j->prev = j->next = NULL;
+}
+
+/* xorshift64*: jitter only, no security use. */
+static uint64_t eng_rand(struct http_engine *e)
+{
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	return e->rng * 2685821657736338717ULL;
+}
+
+static void job_free(struct job *j)
+{
+	curl_slist_free_all(j->hdrs);
+	free(j);
+}
+
+/* Detaches the easy handle of an active job (engine thread). */
+static void job_stop_attempt(struct http_engine *e, struct job *j)
+{
+	if (j->easy == NULL)
+		return;
+	curl_multi_remove_handle(e->multi, j->easy);
+	curl_easy_cleanup(j->easy);
+	j->easy = NULL;
+	curl_slist_free_all(j->hdrs);
+	j->hdrs = NULL;
+	jlist_del(&e->active, j);
+	e->n_active--;
+}
+
+/*
+ * Ends a job: calls its callback once, then drops it from its source's
+ * in-flight count. The job must be in no list (engine thread).
+ */
+static void job_finish(struct http_engine *e, struct job *j, int err,
+		       const char *reason)
+{
+	struct http_src *hs = j->hs;
+
+	if (j->kind == JOB_RANGE) {
+		j->cb.on_done(j->cb.arg, err, reason);
+	} else {
+		struct size_wait *sw = j->sw;
+
+		pthread_mutex_lock(&sw->lock);
+		sw->err = err;
+		sw->size = j->size;
+		snprintf(sw->reason, sizeof(sw->reason), "%s",
+			 reason ? reason : "");
+		sw->done = true;
+		pthread_cond_signal(&sw->cond);
+		pthread_mutex_unlock(&sw->lock);
+	}
+	job_free(j);
+	pthread_mutex_lock(&e->lock);
+	hs->inflight--;
+	if (hs->inflight == 0)
+		pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->lock);
+}
+
+static void job_reset_response(struct job *j)
+{
+	j->status = 0;
+	j->have_cr = false;
+	j->have_cl = false;
+	j->have_ra = false;
+	j->checked = false;
+	j->skip = 0;
+}
+
+static void job_fail(struct job *j, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void job_fail(struct job *j, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	j->fail_err = err;
+	va_start(ap, fmt);
+	vsnprintf(j->what, sizeof(j->what), fmt, ap);
+	va_end(ap);
+}
+
+static void job_retry(struct job *j, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void job_retry(struct job *j, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	j->fail_retry = true;
+	j->retry_err = err;
+	va_start(ap, fmt);
+	vsnprintf(j->what, sizeof(j->what), fmt, ap);
+	va_end(ap);
+}
+
+/* A status that is neither success nor a redirect being followed. */
+static void job_bad_status(struct job *j)
+{
+	if (j->status == 429 || (j->status >= 500 && j->status <= 599))
+		job_retry(j, AF_ESOURCE, "HTTP %d", j->status);
+	else if (j->status == 416)
+		job_fail(j, AF_ESIZE, "HTTP 416 (range not satisfiable)");
+	else
+		job_fail(j, AF_ESOURCE, "HTTP %d", j->status);
+}
+
+/*
+ * Decides what the current response means, once, before any of its body
+ * is used (or at its end when it had none). Sets complete, restart,
+ * fail_err or fail_retry, or leaves them all clear to go on reading.
+ */
+static void job_check(struct job *j)
+{
+	uint64_t want_first = j->off + j->done;
+	uint64_t want_last = j->off + j->len - 1;
+
+	j->checked = true;
+	switch (j->kind) {
+	case JOB_RANGE:
+		if (j->status == 206) {
+			if (!j->have_cr || j->cr.unsatisfied) {
+				job_fail(j, AF_ESOURCE, "bad Content-Range");
+			} else if (j->cr.first == want_first &&
+				   j->cr.last == want_last) {
+				/* exactly what was asked */
+			} else if (j->cr.total_known &&
+				   j->cr.total <= want_last) {
+				job_fail(j, AF_ESIZE,
+					 "size mismatch (source has %" PRIu64
+					 " bytes)", j->cr.total);
+			} else {
+				job_fail(j, AF_ESOURCE, "bad Content-Range");
+			}
+		} else if (j->status == 200) {
+			__atomic_store_n(&j->hs->range_ignored, 1,
+					 __ATOMIC_RELAXED);
+			if (j->have_cl && j->cl <= want_last) {
+				job_fail(j, AF_ESIZE,
+					 "size mismatch (source has %" PRIu64
+					 " bytes)", j->cl);
+				break;
+			}
+			j->skip = want_first;
+		} else {
+			job_bad_status(j);
+		}
+		break;
+	case JOB_HEAD:
+		if (j->status == 200 && j->have_cl) {
+			j->size = j->cl;
+			j->complete = true;
+		} else if (j->status == 200 || j->status == 403 ||
+			   j->status == 405 || j->status == 501) {
+			j->restart = true;
+		} else {
+			job_bad_status(j);
+		}
+		break;
+	case JOB_PROBE:
+		if (j->status == 206 && j->have_cr && !j->cr.unsatisfied &&
+		    j->cr.total_known && j->cr.first == 0) {
+			j->size = j->cr.total;
+			j->complete = true;
+		} else if (j->status == 206) {
+			job_fail(j, AF_ESOURCE, "bad Content-Range");
+		} else if (j->status == 200 && j->have_cl) {
+			__atomic_store_n(&j->hs->range_ignored, 1,
+					 __ATOMIC_RELAXED);
+			j->size = j->cl;
+			j->complete = true;
+		} else if (j->status == 200) {
+			job_fail(j, AF_ESOURCE, "no length in response");
+		} else if (j->status == 416 && j->have_cr &&
+			   j->cr.unsatisfied && j->cr.total_known) {
+			/* bytes=0-0 of an empty object. */
+			j->size = j->cr.total;
+			j->complete = true;
+		} else {
+			job_bad_status(j);
+		}
+		break;
+	default:
+		job_fail(j, AF_ESOURCE, "internal error");
+		break;
+	}
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	size_t len = size * n;
+	const char *v;
+	size_t vlen;
+	int status;
+
+	j->progress_ms = af_now_ms();
+	if (http_parse_status_line(buf, len, &status) == 0) {
+		job_reset_response(j);
+		j->status = status;
+	} else if (http_header_value(buf, len, "Content-Range", &v, &vlen)) {
+		j->have_cr = http_parse_content_range(v, vlen, &j->cr) == 0;
+	} else if (http_header_value(buf, len, "Content-Length", &v, &vlen)) {
+		j->have_cl = http_parse_u64(v, vlen, &j->cl) == 0;
+	} else if (http_header_value(buf, len, "Retry-After", &v, &vlen)) {
+		j->have_ra = http_parse_retry_after(v, vlen, time(NULL),
+			j->hs->eng->cfg.retry_after_cap_s, &j->ra_s) == 0;
+	}
+	return len;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *arg)
+{
+	struct job *j = arg;
+	struct http_engine *e = j->hs->eng;
+	size_t len = size * n, give;
+	const char *p = buf;
+
+	j->progress_ms = af_now_ms();
+	if (!j->checked) {
+		job_check(j);
+		if (j->fail_err || j->fail_retry || j->restart)
+			return CURL_WRITEFUNC_ERROR;
+	}
+	if (j->complete)
+		return CURL_WRITEFUNC_ERROR;	/* size probe: enough */
+	if (j->kind != JOB_RANGE)
+		return len;			/* the byte of bytes=0-0 */
+	if (j->skip > 0) {
+		size_t drop = j->skip < len ? (size_t)j->skip : len;
+
+		j->skip -= drop;
+		p += drop;
+		len -= drop;
+	}
+	give = j->len - j->done < len ? (size_t)(j->len - j->done) : len;
+	if (give < len && j->status == 206) {
+		job_fail(j, AF_ESOURCE, "body longer than Content-Range");
+		return CURL_WRITEFUNC_ERROR;
+	}
+	if (give > 0) {
+		int err = j->cb.on_data(j->cb.arg, j->off + j->done, p, give);
+
+		if (err != 0) {
+			j->fail_err = err;
+			j->what[0] = '\0';
+			return CURL_WRITEFUNC_ERROR;
+		}
+		j->done += give;
+		__atomic_fetch_add(e->cfg.stat_bytes, give, __ATOMIC_RELAXED);
+	}
+	if (j->done == j->len) {
+		j->complete = true;
+		/* A 200 goes on past the range: stop reading it. */
+		if (j->status == 200)
+			return CURL_WRITEFUNC_ERROR;
+	}
+	return size * n;
+}
+
+/*
+ * The stall detector: no byte for low_speed_timeout fails the attempt
+ * (issue 3 §5). curl's own low-speed check averages over a few seconds,
+ * so after a burst it would fire late; it stays on as a backstop. With a
+ * low-speed limit set, curl runs this at least once a second.
+ */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	struct job *j = arg;
+	const struct http_engine_cfg *c = &j->hs->eng->cfg;
+	uint64_t limit = c->low_speed_timeout_ms;
+
+	/* Until the first response byte, connecting has its own timeout. */
+	if (j->status == 0)
+		limit += c->connect_timeout_ms;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	if (limit > 0 && af_now_ms() - j->progress_ms > (long long)limit) {
+		j->stalled = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Creates and adds the easy handle of the next attempt (engine thread). */
+static int job_start_attempt(struct http_engine *e, struct job *j,
+			     char *reason, size_t reasonlen)
+{
+	struct http_src *hs = j->hs;
+	const struct http_engine_cfg *c = &e->cfg;
+	long stall_s;
+	CURL *h;
+	int err;
+
+	j->complete = j->restart = j->fail_retry = j->stalled = false;
+	j->progress_ms = af_now_ms();
+	j->fail_err = 0;
+	j->what[0] = '\0';
+	job_reset_response(j);
+	h = curl_easy_init();
+	if (h == NULL) {
+		src_reason(reason, reasonlen, "out of memory");
+		return -ENOMEM;
+	}
+	stall_s = (long)((c->low_speed_timeout_ms + 999) / 1000);
+	if (stall_s < 1)
+		stall_s = 1;
+	curl_easy_setopt(h, CURLOPT_URL, hs->url);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, j);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, ENG_USER_AGENT);
+	/* Redirects: bounded, to https only (http too from an http URL). */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)ENG_MAX_REDIRS);
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
+			 http_redirect_protocols(hs->url));
+	curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
+	/* TLS is always verified (DESIGN §2). */
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (c->ca_file != NULL)
+		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+	/* Only the configured proxy; "" ignores the environment's. */
+	curl_easy_setopt(h, CURLOPT_PROXY, c->proxy ? c->proxy : "");
+	/* Every transfer has timeouts (DESIGN §7): connect, then stall. */
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)c->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, stall_s);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, j);
+	/* Connection reuse. */
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, ENG_BUFFER_SIZE);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, j);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, j);
+	switch (j->kind) {
+	case JOB_RANGE:
+		snprintf(j->range, sizeof(j->range), "%" PRIu64 "-%" PRIu64,
+			 j->off + j->done, j->off + j->len - 1);
+		curl_easy_setopt(h, CURLOPT_RANGE, j->range);
+		break;
+	case JOB_PROBE:
+		curl_easy_setopt(h, CURLOPT_RANGE, "0-0");
+		break;
+	case JOB_HEAD:
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		break;
+	default:
+		break;
+	}
+	if (hs->hdr_fn != NULL) {
+		err = hs->hdr_fn(hs->hdr_arg, hs->url,
+				 j->kind == JOB_HEAD ? "HEAD" : "GET",
+				 &j->hdrs, reason, reasonlen);
+		if (err != 0)
+			goto out_cleanup;
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, j->hdrs);
+	}
+	if (curl_multi_add_handle(e->multi, h) != CURLM_OK) {
+		err = -ENOMEM;
+		src_reason(reason, reasonlen, "cannot start transfer");
+		goto out_cleanup;
+	}
+	j->easy = h;
+	j->attempt++;
+	jlist_add(&e->active, j);
+	e->n_active++;
+	__atomic_fetch_add(c->stat_requests, 1, __ATOMIC_RELAXED);
+	return 0;
+
+out_cleanup:
+	curl_slist_free_all(j->hdrs);
+	j->hdrs = NULL;
+	curl_easy_cleanup(h);
+	return err;
+}
+
+/* Full jitter (issue 3): uniform in [0, min(cap, base * 2^(n-1))]. */
+static long long backoff_ms(struct http_engine *e, unsigned attempt)
+{
+	uint64_t ceil = e->cfg.backoff_base_ms;
+
+	for (unsigned i = 1; i < attempt && ceil < e->cfg.backoff_cap_ms; i++)
+		ceil *= 2;
+	if (ceil > e->cfg.backoff_cap_ms)
+		ceil = e->cfg.backoff_cap_ms;
+	return (long long)(eng_rand(e) % (ceil + 1));
+}
+
+/* Classifies a transfer error that the callbacks did not explain. */
+static void job_curl_error(struct job *j, CURLcode rc)
+{
+	const struct http_engine_cfg *c = &j->hs->eng->cfg;
+	curl_off_t connect_us = 0;
+
+	if (rc == CURLE_ABORTED_BY_CALLBACK && j->stalled)
+		rc = CURLE_OPERATION_TIMEDOUT;
+	switch (rc) {
+	case CURLE_TOO_MANY_REDIRECTS:
+		job_fail(j, AF_ESOURCE, "redirect loop");
+		break;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+		job_fail(j, AF_ESOURCE, "redirect to a refused scheme");
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+		if (connect_us == 0)
+			job_retry(j, AF_ETIMEDOUT, "connect timed out");
+		else
+			job_retry(j, AF_ETIMEDOUT, "stalled for %u s",
+				  (unsigned)((c->low_speed_timeout_ms + 999) /
+					     1000));
+		break;
+	case CURLE_COULDNT_CONNECT:
+		job_retry(j, AF_ESOURCE, "connection refused");
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		job_retry(j, AF_ESOURCE, "cannot resolve host");
+		break;
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_HTTP3:
+		job_retry(j, AF_ESOURCE, "connection reset");
+		break;
+	case CURLE_PARTIAL_FILE:
+		job_retry(j, AF_ESOURCE, "body shorter than announced");
+		break;
+	case CURLE_SSL_CONNECT_ERROR:
+		job_retry(j, AF_ESOURCE, "TLS handshake failed");
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		job_fail(j, AF_ESOURCE, "TLS verification failed");
+		break;
+	default:
+		/* curl's messages are generic: no URL, no secret. */
+		job_fail(j, AF_ESOURCE, "%s", curl_easy_strerror(rc));
+		break;
+	}
+}
+
+/* A transfer of j ended with rc (engine thread). */
+static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
+{
+	char reason[160];
+	long long delay;
+
+	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart) {
+		if (rc == CURLE_OK) {
+			if (!j->checked)
+				job_check(j);
+			if (!j->fail_err && !j->fail_retry && !j->complete &&
+			    !j->restart) {
+				/* A response that ended before the range did. */
+				if (j->kind == JOB_RANGE && j->status == 200)
+					job_fail(j, AF_ESIZE, "size mismatch");
+				else
+					job_retry(j, AF_ESOURCE,
+						  "body shorter than announced");
+			}
+		} else {
+			job_curl_error(j, rc);
+		}
+	}
+	job_stop_attempt(e, j);
+	if (j->fail_err) {
+		job_finish(e, j, j->fail_err, j->what[0] ? j->what : NULL);
+		return;
+	}
+	if (j->complete) {
+		job_finish(e, j, 0, NULL);
+		return;
+	}
+	if (j->restart) {
+		j->kind = JOB_PROBE;
+		j->attempt = 0;
+		j->start_at_ms = 0;
+		jlist_add(&e->waiting, j);
+		return;
+	}
+	/* fail_retry */
+	if (j->attempt > e->cfg.retries) {
+		snprintf(reason, sizeof(reason), "%s after %u attempt%s",
+			 j->what, j->attempt, j->attempt == 1 ? "" : "s");
+		job_finish(e, j, j->retry_err, reason);
+		return;
+	}
+	delay = backoff_ms(e, j->attempt);
+	if (j->have_ra && (long long)j->ra_s * 1000 > delay)
+		delay = (long long)j->ra_s * 1000;
+	j->start_at_ms = af_now_ms() + delay;
+	__atomic_fetch_add(e->cfg.stat_retries, 1, __ATOMIC_RELAXED);
+	jlist_add(&e->waiting, j);
+}
+
+/* Ends every job of a closing source with -ECANCELED (engine thread). */
+static void eng_cancel_closing(struct http_engine *e, bool all)
+{
+	struct jlist *lists[] = { &e->waiting, &e->active };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct job *j = lists[i]->head, *next;
+
+		for (; j != NULL; j = next) {
+			bool closing;
+
+			next = j->next;
+			pthread_mutex_lock(&e->lock);
+			closing = all || j->hs->closing;
+			pthread_mutex_unlock(&e->lock);
+			if (!closing)
+				continue;
+			if (j->easy != NULL)
+				job_stop_attempt(e, j);
+			else
+				jlist_del(lists[i], j);
+			job_finish(e, j, -ECANCELED, "cancelled");
+		}
+	}
+}
+
+/* Starts due waiting jobs in FIFO order; returns ms until the next one. */
+static long eng_start_due(struct http_engine *e)
+{
+	unsigned max_active = e->cfg.connections * ENG_ACTIVE_PER_CONN;
+	long long now = af_now_ms();
+	long wait = ENG_POLL_MAX_MS;
+	struct job *j, *next;
+
+	for (j = e->waiting.head; j != NULL; j = next) {
+		char reason[128] = "";
+		int err;
+
+		next = j->next;
+		if (j->start_at_ms > now) {
+			if (j->start_at_ms - now < wait)
+				wait = (long)(j->start_at_ms - now);
+			continue;
+		}
+		if (e->n_active >= max_active)
+			continue;
+		jlist_del(&e->waiting, j);
+		err = job_start_attempt(e, j, reason, sizeof(reason));
+		if (err != 0)
+			job_finish(e, j, err, reason[0] ? reason : NULL);
+	}
+	return wait;
+}
+
+static void *eng_main(void *arg)
+{
+	struct http_engine *e = arg;
+	struct jlist q;
+	bool closing;
+	int running;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->stop) {
+		q = e->queue;
+		e->queue.head = e->queue.tail = NULL;
+		closing = e->closing;
+		e->closing = false;
+		pthread_mutex_unlock(&e->lock);
+
+		while (q.head != NULL) {
+			struct job *j = q.head;
+
+			jlist_del(&q, j);
+			jlist_add(&e->waiting, j);
+		}
+		if (closing)
+			eng_cancel_closing(e, false);
+		long wait = eng_start_due(e);
+
+		curl_multi_perform(e->multi, &running);
+		for (;;) {
+			int left;
+			CURLMsg *m = curl_multi_info_read(e->multi, &left);
+			struct job *j = NULL;
+
+			if (m == NULL)
+				break;
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&j);
+			job_done(e, j, m->data.result);
+		}
+		/* A finished job may have freed a slot or be due now. */
+		wait = eng_start_due(e);
+		curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
+		pthread_mutex_lock(&e->lock);
+	}
+	/* Stopping: everything still queued or running is cancelled. */
+	q = e->queue;
+	e->queue.head = e->queue.tail = NULL;
+	pthread_mutex_unlock(&e->lock);
+	while (q.head != NULL) {
+		struct job *j = q.head;
+
+		jlist_del(&q, j);
+		jlist_add(&e->waiting, j);
+	}
+	eng_cancel_closing(e, true);
+	return NULL;
+}
+
+int http_engine_new(const struct http_engine_cfg *cfg,
+		    struct http_engine **out)
+{
+	struct http_engine *e;
+	int err;
+
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc != CURLE_OK)
+		return -ENOMEM;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return -ENOMEM;
+	e->cfg = *cfg;
+	if (e->cfg.connections == 0)
+		e->cfg.connections = 1;
+	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng) ||
+	    e->rng == 0)
+		e->rng = (uint64_t)af_wall_ms() | 1;
+	e->multi = curl_multi_init();
+	if (e->multi == NULL) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	curl_multi_setopt(e->multi, CURLMOPT_PIPELINING,
+			  (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(e->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)e->cfg.connections);
+	pthread_mutex_init(&e->lock, NULL);
+	pthread_cond_init(&e->cond, NULL);
+	err = -pthread_create(&e->thread, NULL, eng_main, e);
+	if (err != 0)
+		goto out_multi;
+	*out = e;
+	return 0;
+
+out_multi:
+	pthread_cond_destroy(&e->cond);
+	pthread_mutex_destroy(&e->lock);
+	curl_multi_cleanup(e->multi);
+out_free:
+	free(e);
+	return err;
+}
+
+static void eng_destroy(struct http_engine *e)
+{
+	pthread_cond_destroy(&e->cond);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+/*
+ * Sources may outlive the engine (their ranges were cancelled): the last
+ * of engine and sources frees the engine's memory.
+ */
+void http_engine_free(struct http_engine *e)
+{
+	bool last;
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->stop = true;
+	pthread_mutex_unlock(&e->lock);
+	curl_multi_wakeup(e->multi);
+	pthread_join(e->thread, NULL);
+	curl_multi_cleanup(e->multi);
+	pthread_mutex_lock(&e->lock);
+	e->multi = NULL;
+	e->dead = true;
+	last = e->n_src == 0;
+	pthread_mutex_unlock(&e->lock);
+	if (last)
+		eng_destroy(e);
+}
+
+int http_src_new(struct http_engine *e, const char *url,
+		 struct http_src **out)
+{
+	struct http_src *hs;
+
+	hs = calloc(1, sizeof(*hs));
+	if (hs == NULL)
+		return -ENOMEM;
+	hs->eng = e;
+	hs->url = strdup(url);
+	if (hs->url == NULL) {
+		free(hs);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&e->lock);
+	e->n_src++;
+	pthread_mutex_unlock(&e->lock);
+	*out = hs;
+	return 0;
+}
+
+void http_src_free(struct http_src *hs)
+{
+	struct http_engine *e;
+	bool last;
+
+	if (hs == NULL)
+		return;
+	e = hs->eng;
+	pthread_mutex_lock(&e->lock);
+	hs->closing = true;
+	e->closing = true;
+	/* A dead engine cancelled everything before its thread ended. */
+	while (hs->inflight > 0 && !e->dead) {
+		curl_multi_wakeup(e->multi);
+		pthread_cond_wait(&e->cond, &e->lock);
+	}
+	e->n_src--;
+	last = e->dead && e->n_src == 0;
+	pthread_mutex_unlock(&e->lock);
+	if (last)
+		eng_destroy(e);
+	free(hs->url);
+	free(hs);
+}
+
+void http_src_set_headers(struct http_src *hs, http_headers_fn fn, void *arg)
+{
+	hs->hdr_fn = fn;
+	hs->hdr_arg = arg;
+}
+
+bool http_src_range_ignored(const struct http_src *hs)
+{
+	return __atomic_load_n(&hs->range_ignored, __ATOMIC_RELAXED) != 0;
+}
+
+/* Queues j (owned by the engine from now on) or refuses it. */
+static int eng_submit(struct http_src *hs, struct job *j)
+{
+	struct http_engine *e = hs->eng;
+
+	pthread_mutex_lock(&e->lock);
+	if (hs->closing || e->stop) {
+		pthread_mutex_unlock(&e->lock);
+		return -ECANCELED;
+	}
+	hs->inflight++;
+	jlist_add(&e->queue, j);
+	pthread_mutex_unlock(&e->lock);
+	curl_multi_wakeup(e->multi);
+	return 0;
+}
+
+int http_src_read_range(struct http_src *hs, uint64_t off, uint64_t len,
+			const struct src_range_cb *cb)
+{
+	struct job *j;
+	int err;
+
+	if (len == 0) {
+		cb->on_done(cb->arg, 0, NULL);
+		return 0;
+	}
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->hs = hs;
+	j->kind = JOB_RANGE;
+	j->off = off;
+	j->len = len;
+	j->cb = *cb;
+	err = eng_submit(hs, j);
+	if (err != 0)
+		job_free(j);
+	return err;
+}
+
+int http_src_size(struct http_src *hs, uint64_t *size, char *reason,
+		  size_t reasonlen)
+{
+	struct size_wait sw = { .done = false };
+	struct job *j;
+	int err;
+
+	j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return -ENOMEM;
+	j->hs = hs;
+	j->kind = JOB_HEAD;
+	j->sw = &sw;
+	pthread_mutex_init(&sw.lock, NULL);
+	pthread_cond_init(&sw.cond, NULL);
+	err = eng_submit(hs, j);
+	if (err != 0) {
+		job_free(j);
+		src_reason(reason, reasonlen, "source closing");
+		goto out_destroy;
+	}
+	pthread_mutex_lock(&sw.lock);
+	while (!sw.done)
+		pthread_cond_wait(&sw.cond, &sw.lock);
+	pthread_mutex_unlock(&sw.lock);
+	err = sw.err;
+	if (err == 0)
+		*size = sw.size;
+	else
+		src_reason(reason, reasonlen, "%s", sw.reason);
+out_destroy:
+	pthread_cond_destroy(&sw.cond);
+	pthread_mutex_destroy(&sw.lock);
+	return err;
+}

@@ -1,0 +1,141 @@
+/*
+ * http_int.h - private to sources/: the HTTP engine (one libcurl multi
+ * handle driven by one thread, http_engine.c) and the pure parsers of
+ * response headers it relies on (http_parse.c, fuzzed by
+ * tests/fuzz/fuzz_content_range.c). Nothing outside sources/ and its tests
+ * includes this header.
+ */
+#ifndef SRC_HTTP_INT_H
+#define SRC_HTTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "source.h"
+
+/*
+ * Parsers. Each takes a header value as (pointer, length), not
+ * NUL-terminated, never reads past it, and has no side effect besides its
+ * out-parameters (which it leaves untouched on failure). Returns 0 or
+ * AF_EPARSE.
+ */
+
+/* A parsed Content-Range (RFC 9110 §14.4). */
+struct http_content_range {
+	bool unsatisfied;	/* "bytes * /T" (416): first/last unset */
+	uint64_t first;		/* first byte position */
+	uint64_t last;		/* last byte position, inclusive, >= first */
+	bool total_known;	/* false for "bytes A-B/ *" */
+	uint64_t total;		/* complete length; last < total when known */
+};
+
+/*
+ * Content-Range: "bytes A-B/T", "bytes A-B/ *" or "bytes * /T" (written
+ * without the space). Optional whitespace around the value is ignored; the
+ * unit is case-insensitive; anything else (a missing part, a sign, a number
+ * beyond 2^63, B < A, B >= T) is AF_EPARSE.
+ */
+int http_parse_content_range(const char *v, size_t len,
+			     struct http_content_range *out);
+
+/*
+ * Retry-After (RFC 9110 §10.2.3): delay-seconds or an IMF-fixdate
+ * ("Sun, 06 Nov 1994 08:49:37 GMT"). now_s is the current wall clock in
+ * epoch seconds; a date in the past gives 0. *secs is capped at max_s.
+ */
+int http_parse_retry_after(const char *v, size_t len, long long now_s,
+			   unsigned max_s, unsigned *secs);
+
+/* A decimal number without sign (Content-Length), below 2^63. */
+int http_parse_u64(const char *v, size_t len, uint64_t *out);
+
+/*
+ * A status line "HTTP/1.1 206 Partial Content" or "HTTP/2 200": sets the
+ * three-digit status code.
+ */
+int http_parse_status_line(const char *line, size_t len, int *status);
+
+/*
+ * When the header line "Name: value\r\n" has the given name
+ * (case-insensitive), returns true and the value with surrounding
+ * whitespace and the line end removed.
+ */
+bool http_header_value(const char *line, size_t len, const char *name,
+		       const char **val, size_t *vlen);
+
+/*
+ * The schemes a redirect may lead to from url (DESIGN §2, §5): "https" for
+ * an https:// URL, "http,https" for an http:// one, NULL for anything else.
+ */
+const char *http_redirect_protocols(const char *url);
+
+/* The engine. */
+struct http_engine;
+
+struct http_engine_cfg {
+	unsigned connections;		/* per host; also bounds active transfers */
+	unsigned retries;		/* extra attempts after the first */
+	uint64_t connect_timeout_ms;
+	uint64_t low_speed_timeout_ms;	/* no byte for this long = stall */
+	unsigned backoff_base_ms;	/* first backoff ceiling (full jitter) */
+	unsigned backoff_cap_ms;	/* largest backoff ceiling */
+	unsigned retry_after_cap_s;	/* Retry-After honoured up to this */
+	const char *ca_file;		/* NULL: system store */
+	const char *proxy;		/* NULL: none (curl's env rules off) */
+	uint64_t *stat_requests;	/* counters, updated atomically */
+	uint64_t *stat_retries;
+	uint64_t *stat_bytes;
+};
+
+/*
+ * Starts the engine thread. cfg's strings must outlive the engine. Returns
+ * 0 or -errno.
+ */
+int http_engine_new(const struct http_engine_cfg *cfg,
+		    struct http_engine **out);
+/* Cancels everything pending (on_done(-ECANCELED)) and joins the thread. */
+void http_engine_free(struct http_engine *e);
+
+/*
+ * Extra request headers for one attempt, the seam for credentialed source
+ * types (bearer tokens, SigV4 signing): called on the engine thread before
+ * each attempt with the URL and method; appends "Name: value" lines to
+ * *hdrs (curl_slist_append). Returns 0, or a negative error that fails the
+ * request without retry (reason filled, no secrets). Custom headers are not
+ * sent to another host after a redirect (curl >= 7.58 drops a custom
+ * Authorization there, and CURLOPT_UNRESTRICTED_AUTH stays 0).
+ */
+struct curl_slist;
+typedef int (*http_headers_fn)(void *arg, const char *url,
+			       const char *method, struct curl_slist **hdrs,
+			       char *reason, size_t reasonlen);
+
+/* One remote object served by the engine (per struct src). */
+struct http_src;
+
+/* Copies url. Returns 0 or -ENOMEM. */
+int http_src_new(struct http_engine *e, const char *url,
+		 struct http_src **out);
+/*
+ * Cancels the ranges of hs still in flight, waits until their on_done ran,
+ * and frees hs. Must not be called from an on_data/on_done callback.
+ */
+void http_src_free(struct http_src *hs);
+/* Installs the header hook (before the first request). */
+void http_src_set_headers(struct http_src *hs, http_headers_fn fn, void *arg);
+/* True once a response showed that the server ignores Range. */
+bool http_src_range_ignored(const struct http_src *hs);
+
+/* Asynchronous ranged GET with the contract of src_read_range. */
+int http_src_read_range(struct http_src *hs, uint64_t off, uint64_t len,
+			const struct src_range_cb *cb);
+/*
+ * Blocking size: HEAD, then a "Range: bytes=0-0" GET where HEAD is refused
+ * (405, 403, 501) or gives no length. Returns 0 and *size, or an error with
+ * reason filled.
+ */
+int http_src_size(struct http_src *hs, uint64_t *size, char *reason,
+		  size_t reasonlen);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * src.c - the source context, the dispatch table of source types and the
+ * generic half of struct src (DESIGN §1 sources/). Types not built yet
+ * (s3, gcs, azure_blob, huggingface, artifact_store) have a NULL slot and
+ * src_open answers -ENOTSUP for them; each later type adds one file and
+ * fills its slot.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/af.h"
+#include "policy/config.h"
+#include "policy/policy.h"
+#include "sources/source.h"
+#include "sources/src_int.h"
+
+/* Backoff and Retry-After bounds (issue 3: full jitter, capped). */
+#define SRC_BACKOFF_BASE_MS	100
+#define SRC_BACKOFF_CAP_MS	10000
+#define SRC_RETRY_AFTER_CAP_S	30
+
+/* Indexed by enum pol_source_type. */
+static const struct src_ops *const src_types[] = {
+	[POL_SRC_S3] = NULL,
+	[POL_SRC_GCS] = NULL,
+	[POL_SRC_AZURE_BLOB] = NULL,
+	[POL_SRC_HTTPS] = &src_https_ops,
+	[POL_SRC_HUGGINGFACE] = NULL,
+	[POL_SRC_ARTIFACT_STORE] = NULL,
+	[POL_SRC_FILE] = &src_file_ops,
+};
+
+void src_reason(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+int src_ctx_new(const struct pol_config *cfg, struct src_ctx **out)
+{
+	struct http_engine_cfg ec = { 0 };
+	struct src_ctx *ctx;
+	int err;
+
+	if (cfg == NULL || out == NULL)
+		return -EINVAL;
+	ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL)
+		return -ENOMEM;
+	ctx->cfg = cfg;
+	ec.connections = cfg->fetch_connections ? cfg->fetch_connections : 1;
+	ec.retries = cfg->fetch_retries;
+	ec.connect_timeout_ms = cfg->connect_timeout_ms;
+	ec.low_speed_timeout_ms = cfg->low_speed_timeout_ms;
+	ec.backoff_base_ms = SRC_BACKOFF_BASE_MS;
+	ec.backoff_cap_ms = SRC_BACKOFF_CAP_MS;
+	ec.retry_after_cap_s = SRC_RETRY_AFTER_CAP_S;
+	ec.ca_file = cfg->ca_file;
+	ec.proxy = cfg->proxy;
+	ec.stat_requests = &ctx->stat_requests;
+	ec.stat_retries = &ctx->stat_retries;
+	ec.stat_bytes = &ctx->stat_bytes;
+	err = http_engine_new(&ec, &ctx->http);
+	if (err != 0)
+		goto out_free;
+	*out = ctx;
+	return 0;
+
+out_free:
+	free(ctx);
+	return err;
+}
+
+void src_ctx_free(struct src_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	http_engine_free(ctx->http);
+	free(ctx);
+}
+
+void src_ctx_count_bytes(struct src_ctx *ctx, uint64_t n)
+{
+	__atomic_fetch_add(&ctx->stat_bytes, n, __ATOMIC_RELAXED);
+}
+
+void src_ctx_stats(struct src_ctx *ctx, struct src_stats *out)
+{
+	out->requests = __atomic_load_n(&ctx->stat_requests, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&ctx->stat_retries, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&ctx->stat_bytes, __ATOMIC_RELAXED);
+}
+
+int src_open(struct src_ctx *ctx, const struct pol_registration *r,
+	     struct src **out)
+{
+	const struct src_ops *ops = NULL;
+	struct src *s;
+	int err;
+
+	if (ctx == NULL || r == NULL || r->uri == NULL || out == NULL)
+		return -EINVAL;
+	if (r->source_type > 0 &&
+	    (size_t)r->source_type < sizeof(src_types) / sizeof(src_types[0]))
+		ops = src_types[r->source_type];
+	if (ops == NULL)
+		return -ENOTSUP;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->ctx = ctx;
+	s->ops = ops;
+	s->type = (int)r->source_type;
+	s->uri = strdup(r->uri);
+	if (s->uri == NULL) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	pol_uri_redact(r->uri, s->shown, sizeof(s->shown));
+	err = ops->open(s, r);
+	if (err != 0)
+		goto out_free_uri;
+	*out = s;
+	return 0;
+
+out_free_uri:
+	free(s->uri);
+out_free:
+	free(s);
+	return err;
+}
+
+int src_size(struct src *s, uint64_t *size, char *reason, size_t reasonlen)
+{
+	if (reason != NULL && reasonlen > 0)
+		reason[0] = '\0';
+	return s->ops->size(s, size, reason, reasonlen);
+}
+
+int src_read_range(struct src *s, uint64_t off, uint64_t len,
+		   const struct src_range_cb *cb)
+{
+	if (cb == NULL || cb->on_data == NULL || cb->on_done == NULL)
+		return -EINVAL;
+	if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	return s->ops->read_range(s, off, len, cb);
+}
+
+void src_close(struct src *s)
+{
+	if (s == NULL)
+		return;
+	s->ops->close(s);
+	free(s->uri);
+	free(s);
+}
+
+const char *src_redacted_uri(const struct src *s)
+{
+	return s->shown;
+}
+
+bool src_range_ignored(const struct src *s)
+{
+	return s->http != NULL && http_src_range_ignored(s->http);
+}
+
+int src_set_headers_hook(struct src *s, http_headers_fn fn, void *arg)
+{
+	if (s->http == NULL)
+		return -EINVAL;
+	http_src_set_headers(s->http, fn, arg);
+	return 0;
+}

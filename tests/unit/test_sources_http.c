@@ -1,0 +1,942 @@
+/*
+ * test_sources_http.c - the `https` source type and the HTTP engine
+ * against faultd (tests/tools/faultd.c) on 127.0.0.1: exact bytes for full
+ * and partial ranges, every fault mode ending in exact bytes after retries
+ * or a clean error with a reason (never a wrong byte, never a hang),
+ * redirects (loop, scheme rule, no Authorization to another host),
+ * parallel ranges on one source, cancellation by src_close and by
+ * src_ctx_free.
+ *
+ * faultd is found as $AF_FAULTD, else $AF_BUILD/tests/faultd, else beside
+ * this test binary. It is started once per group and stopped by PID in the
+ * group teardown (and by PR_SET_PDEATHSIG if this process dies first).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "policy/af.h"
+#include "policy/config.h"
+#include "policy/policy.h"
+#include "sources/source.h"
+#include "sources/src_int.h"
+
+#define BLOB_SIZE	(1024 * 1024 + 333)
+#define SMALL_SIZE	4000
+
+struct server {
+	pid_t pid;
+	unsigned port;
+	char log[PATH_MAX];
+};
+
+struct fixture {
+	char dir[64];
+	unsigned char *blob;		/* contents of root/blob */
+	unsigned char *small;		/* contents of root/small */
+	struct server a, b;		/* b: the "other host" for redirects */
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+};
+
+/* A synchronous view of one asynchronous range. */
+struct sink {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned char *buf;
+	uint64_t off, len, got;	/* lock */
+	int done_calls;		/* lock */
+	int err;		/* lock */
+	char reason[160];	/* lock */
+	bool order_ok;		/* lock */
+	int fail_with;		/* on_data returns this once got > 0 */
+};
+
+static int sink_data(void *arg, uint64_t off, const void *buf, size_t len)
+{
+	struct sink *k = arg;
+	int ret = 0;
+
+	pthread_mutex_lock(&k->lock);
+	if (off != k->off + k->got || k->got + len > k->len || k->done_calls) {
+		k->order_ok = false;
+		ret = -EIO;
+	} else {
+		memcpy(k->buf + k->got, buf, len);
+		k->got += len;
+		if (k->fail_with)
+			ret = k->fail_with;
+	}
+	pthread_mutex_unlock(&k->lock);
+	return ret;
+}
+
+static void sink_done(void *arg, int err, const char *reason)
+{
+	struct sink *k = arg;
+
+	pthread_mutex_lock(&k->lock);
+	k->done_calls++;
+	k->err = err;
+	snprintf(k->reason, sizeof(k->reason), "%s", reason ? reason : "");
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+static void sink_init(struct sink *k, uint64_t off, uint64_t len)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	k->off = off;
+	k->len = len;
+	k->order_ok = true;
+	k->buf = malloc(len ? len : 1);
+	assert_non_null(k->buf);
+}
+
+static void sink_release(struct sink *k)
+{
+	free(k->buf);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+}
+
+/* Waits for on_done, at most limit_s seconds (a hang fails the test). */
+static void sink_wait(struct sink *k, int limit_s)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += limit_s;
+	pthread_mutex_lock(&k->lock);
+	while (k->done_calls == 0) {
+		if (pthread_cond_timedwait(&k->cond, &k->lock, &ts) ==
+		    ETIMEDOUT) {
+			pthread_mutex_unlock(&k->lock);
+			fail_msg("range did not end within %d s", limit_s);
+		}
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+static const struct src_range_cb *sink_cb(struct sink *k,
+					  struct src_range_cb *cb)
+{
+	cb->on_data = sink_data;
+	cb->on_done = sink_done;
+	cb->arg = k;
+	return cb;
+}
+
+static const char *faultd_path(char *buf, size_t len)
+{
+	const char *env = getenv("AF_FAULTD");
+	char exe[PATH_MAX - 16];
+	ssize_t n;
+	char *slash;
+
+	if (env != NULL && *env != '\0')
+		return env;
+	env = getenv("AF_BUILD");
+	if (env != NULL && *env != '\0') {
+		snprintf(buf, len, "%s/tests/faultd", env);
+		return buf;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return "faultd";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	snprintf(buf, len, "%s/faultd", exe);
+	return buf;
+}
+
+static int server_start(struct server *sv, const char *dir, const char *tag)
+{
+	char bin[PATH_MAX], root[PATH_MAX], port_file[PATH_MAX];
+	const char *path = faultd_path(bin, sizeof(bin));
+	pid_t parent = getpid();
+
+	snprintf(root, sizeof(root), "%s/root", dir);
+	snprintf(port_file, sizeof(port_file), "%s/port-%s", dir, tag);
+	snprintf(sv->log, sizeof(sv->log), "%s/log-%s", dir, tag);
+	sv->pid = fork();
+	if (sv->pid < 0)
+		return -1;
+	if (sv->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(1);
+		execl(path, path, "--root", root, "--port-file", port_file,
+		      "--log", sv->log, "--stall", "20", (char *)NULL);
+		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) {
+		FILE *f = fopen(port_file, "r");
+		int status;
+
+		if (f != NULL) {
+			int ok = fscanf(f, "%u", &sv->port) == 1;
+
+			fclose(f);
+			if (ok)
+				return 0;
+		}
+		if (waitpid(sv->pid, &status, WNOHANG) == sv->pid) {
+			sv->pid = 0;
+			return -1;
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+static void server_stop(struct server *sv)
+{
+	if (sv->pid <= 0)
+		return;
+	kill(sv->pid, SIGTERM);
+	waitpid(sv->pid, NULL, 0);
+	sv->pid = 0;
+}
+
+/* Lines of the server log containing every one of the given strings. */
+static int log_count(const struct server *sv, const char *a, const char *b)
+{
+	char line[4096];
+	int n = 0;
+	FILE *f = fopen(sv->log, "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strstr(line, a) != NULL && (b == NULL || strstr(line, b)))
+			n++;
+	fclose(f);
+	return n;
+}
+
+static void write_file(const char *dir, const char *name,
+		       const unsigned char *data, size_t len)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/root/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void test_cfg(struct pol_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->fetch_connections = 4;
+	cfg->fetch_retries = 3;
+	cfg->connect_timeout_ms = 2000;
+	cfg->low_speed_timeout_ms = 2000;
+}
+
+static int group_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char root[128];
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/af-srchttp-XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(root, sizeof(root), "%s/root", f->dir);
+	if (mkdir(root, 0755) != 0)
+		return -1;
+	f->blob = malloc(BLOB_SIZE);
+	f->small = malloc(SMALL_SIZE);
+	if (f->blob == NULL || f->small == NULL)
+		return -1;
+	for (size_t i = 0; i < BLOB_SIZE; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		f->blob[i] = (unsigned char)x;
+	}
+	memcpy(f->small, f->blob + 5000, SMALL_SIZE);
+	write_file(f->dir, "blob", f->blob, BLOB_SIZE);
+	write_file(f->dir, "small", f->small, SMALL_SIZE);
+	write_file(f->dir, "empty", f->small, 0);
+	*state = f;
+	if (server_start(&f->a, f->dir, "a") != 0 ||
+	    server_start(&f->b, f->dir, "b") != 0) {
+		fprintf(stderr, "faultd did not start (set AF_FAULTD or "
+			"AF_BUILD)\n");
+		return -1;
+	}
+	test_cfg(&f->cfg);
+	if (src_ctx_new(&f->cfg, &f->ctx) != 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	if (f == NULL)
+		return 0;
+	src_ctx_free(f->ctx);
+	server_stop(&f->a);
+	server_stop(&f->b);
+	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	free(f->blob);
+	free(f->small);
+	free(f);
+	return 0;
+}
+
+static struct src *open_url(struct src_ctx *ctx, const char *url)
+{
+	struct pol_registration r = { 0 };
+	struct src *s = NULL;
+
+	r.source_type = POL_SRC_HTTPS;
+	r.uri = (char *)url;
+	assert_int_equal(src_open(ctx, &r, &s), 0);
+	return s;
+}
+
+static struct src *open_path(struct fixture *f, const struct server *sv,
+			     const char *path)
+{
+	char url[512];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", sv->port, path);
+	return open_url(f->ctx, url);
+}
+
+/* Reads [off, off+len) and checks it equals want; returns the sink's err. */
+static int fetch(struct src *s, uint64_t off, uint64_t len,
+		 const unsigned char *want, char *reason, size_t reasonlen)
+{
+	struct src_range_cb cb;
+	struct sink k;
+	int err;
+
+	sink_init(&k, off, len);
+	assert_int_equal(src_read_range(s, off, len, sink_cb(&k, &cb)), 0);
+	sink_wait(&k, 60);
+	assert_int_equal(k.done_calls, 1);
+	assert_true(k.order_ok);
+	/* Whatever was delivered is a correct prefix: never a wrong byte. */
+	if (want != NULL)
+		assert_memory_equal(k.buf, want + off, k.got);
+	if (k.err == 0)
+		assert_int_equal(k.got, len);
+	else
+		assert_true(k.got < len);
+	err = k.err;
+	if (reason != NULL)
+		snprintf(reason, reasonlen, "%s", k.reason);
+	sink_release(&k);
+	return err;
+}
+
+static void test_full_and_partial_ranges(void **state)
+{
+	struct fixture *f = *state;
+	struct src *s = open_path(f, &f->a, "/ok/blob");
+	static const uint64_t cases[][2] = {
+		{ 0, BLOB_SIZE }, { 0, 1 }, { BLOB_SIZE - 1, 1 },
+		{ 4095, 4097 }, { 524288, 524288 }, { 77, 100000 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(fetch(s, cases[i][0], cases[i][1], f->blob,
+				       NULL, 0), 0);
+	assert_false(src_range_ignored(s));
+	assert_int_equal(strncmp(src_redacted_uri(s), "http://127.0.0.1:", 17),
+			 0);
+	src_close(s);
+}
+
+static void test_redacted_uri(void **state)
+{
+	struct fixture *f = *state;
+	char url[256];
+	struct src *s;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ok/blob?v=1",
+		 f->a.port);
+	s = open_url(f->ctx, url);
+	assert_null(strchr(src_redacted_uri(s), '?'));
+	assert_int_equal(fetch(s, 0, 10, f->blob, NULL, 0), 0);
+	src_close(s);
+}
+
+static void test_size(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	uint64_t size = 0;
+	struct src *s;
+
+	s = open_path(f, &f->a, "/ok/blob");
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)), 0);
+	assert_int_equal(size, BLOB_SIZE);
+	src_close(s);
+
+	/* HEAD refused: a bytes=0-0 GET tells the total. */
+	s = open_path(f, &f->a, "/head405/small");
+	size = 0;
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)), 0);
+	assert_int_equal(size, SMALL_SIZE);
+	assert_int_equal(log_count(&f->a, "GET /head405/small",
+				   "range=bytes=0-0 status=206"), 1);
+	src_close(s);
+
+	/* ... and for an empty object, 416 with "bytes * /0". */
+	s = open_path(f, &f->a, "/head405/empty");
+	size = 1;
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)), 0);
+	assert_int_equal(size, 0);
+	src_close(s);
+
+	s = open_path(f, &f->a, "/ok/missing");
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "HTTP 404");
+	src_close(s);
+
+	s = open_path(f, &f->a, "/503/small?n=1&k=size");
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)), 0);
+	assert_int_equal(size, SMALL_SIZE);
+	src_close(s);
+}
+
+static void test_503_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct src_stats before, after;
+	struct src *s = open_path(f, &f->a, "/503/blob?n=2&k=r1");
+
+	src_ctx_stats(f->ctx, &before);
+	assert_int_equal(fetch(s, 100, 50000, f->blob, NULL, 0), 0);
+	src_ctx_stats(f->ctx, &after);
+	assert_int_equal(after.retries - before.retries, 2);
+	assert_int_equal(after.requests - before.requests, 3);
+	assert_int_equal(after.bytes - before.bytes, 50000);
+	src_close(s);
+}
+
+static void test_503_gives_up(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s = open_path(f, &f->a, "/503/small?n=100&k=r2");
+
+	assert_int_equal(fetch(s, 0, 100, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "HTTP 503 after 4 attempts");
+	assert_int_equal(log_count(&f->a, "/503/small?n=100&k=r2", NULL), 4);
+	src_close(s);
+}
+
+static void test_429_retry_after(void **state)
+{
+	struct fixture *f = *state;
+	struct src *s = open_path(f, &f->a, "/429/small?n=1&k=r3");
+	long long t0 = af_now_ms();
+
+	assert_int_equal(fetch(s, 10, 1000, f->small, NULL, 0), 0);
+	/* Retry-After: 1 is honoured over the ~100 ms backoff. */
+	assert_true(af_now_ms() - t0 >= 950);
+	src_close(s);
+}
+
+static void test_404_not_retried(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s = open_path(f, &f->a, "/ok/nothing-here");
+
+	assert_int_equal(fetch(s, 0, 10, NULL, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "HTTP 404");
+	assert_int_equal(log_count(&f->a, "/ok/nothing-here", NULL), 1);
+	src_close(s);
+}
+
+static void test_range_past_end(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s = open_path(f, &f->a, "/ok/small");
+
+	/* Starts past the end: 416. */
+	assert_int_equal(fetch(s, SMALL_SIZE + 10, 10, NULL, reason,
+			       sizeof(reason)), AF_ESIZE);
+	assert_non_null(strstr(reason, "416"));
+	/* Ends past the end: the server clips it; the object is smaller. */
+	assert_int_equal(fetch(s, SMALL_SIZE - 10, 20, NULL, reason,
+			       sizeof(reason)), AF_ESIZE);
+	assert_non_null(strstr(reason, "size mismatch"));
+	src_close(s);
+}
+
+static void test_reset_resumes(void **state)
+{
+	struct fixture *f = *state;
+	struct src *s = open_path(f, &f->a, "/reset/blob?n=2&k=r4");
+	struct src_stats before, after;
+
+	/* The sink checks that no byte came out of order; the counter that
+	 * none came twice. */
+	src_ctx_stats(f->ctx, &before);
+	assert_int_equal(fetch(s, 1000, 600000, f->blob, NULL, 0), 0);
+	src_ctx_stats(f->ctx, &after);
+	assert_int_equal(after.bytes - before.bytes, 600000);
+	assert_int_equal(log_count(&f->a, "/reset/blob?n=2&k=r4", NULL), 3);
+	src_close(s);
+}
+
+static void test_reset_gives_up(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s = open_path(f, &f->a, "/reset/blob?n=100&k=r5");
+
+	assert_int_equal(fetch(s, 0, 300000, f->blob, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_non_null(strstr(reason, "after 4 attempts"));
+	src_close(s);
+}
+
+static void test_short_resumes(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s = open_path(f, &f->a, "/short/blob?n=2&k=r6");
+
+	assert_int_equal(fetch(s, 0, BLOB_SIZE, f->blob, NULL, 0), 0);
+	src_close(s);
+	s = open_path(f, &f->a, "/short/small?n=100&k=r7");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, reason,
+			       sizeof(reason)), AF_ESOURCE);
+	assert_string_equal(reason,
+			    "body shorter than announced after 4 attempts");
+	src_close(s);
+}
+
+static void test_stall_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct src *s = open_path(f, &f->a, "/stall/small?n=1&k=r8");
+	long long t0 = af_now_ms();
+
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	assert_true(af_now_ms() - t0 < 15000);
+	src_close(s);
+}
+
+static void test_stall_times_out(void **state)
+{
+	struct fixture *f = *state;
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	char url[256], reason[160];
+	struct src *s;
+	long long t0 = af_now_ms();
+
+	test_cfg(&cfg);
+	cfg.fetch_retries = 1;
+	assert_int_equal(src_ctx_new(&cfg, &ctx), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/stall/small?n=100&k=r9",
+		 f->a.port);
+	s = open_url(ctx, url);
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, reason,
+			       sizeof(reason)), AF_ETIMEDOUT);
+	assert_string_equal(reason, "stalled for 2 s after 2 attempts");
+	assert_true(af_now_ms() - t0 < 20000);
+	src_close(s);
+	src_ctx_free(ctx);
+}
+
+static void test_norange(void **state)
+{
+	struct fixture *f = *state;
+	struct src_stats before, after;
+	struct src *s = open_path(f, &f->a, "/norange/blob");
+
+	src_ctx_stats(f->ctx, &before);
+	assert_int_equal(fetch(s, 300000, 12345, f->blob, NULL, 0), 0);
+	assert_true(src_range_ignored(s));
+	assert_int_equal(fetch(s, 0, BLOB_SIZE, f->blob, NULL, 0), 0);
+	assert_int_equal(fetch(s, BLOB_SIZE - 5, 5, f->blob, NULL, 0), 0);
+	src_ctx_stats(f->ctx, &after);
+	/* Only the bytes asked for reach the caller. */
+	assert_int_equal(after.bytes - before.bytes, 12345 + BLOB_SIZE + 5);
+	src_close(s);
+
+	s = open_path(f, &f->a, "/norange/small");
+	{
+		char reason[160];
+
+		assert_int_equal(fetch(s, SMALL_SIZE - 5, 10, f->small,
+				       reason, sizeof(reason)), AF_ESIZE);
+		assert_non_null(strstr(reason, "size mismatch"));
+	}
+	src_close(s);
+}
+
+static void test_bad_content_range(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160];
+	struct src *s;
+
+	s = open_path(f, &f->a, "/badrange/small");
+	assert_int_equal(fetch(s, 10, 100, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "bad Content-Range");
+	src_close(s);
+	s = open_path(f, &f->a, "/nocr/small");
+	assert_int_equal(fetch(s, 10, 100, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "bad Content-Range");
+	src_close(s);
+}
+
+static void test_flip_delivers_source_bytes(void **state)
+{
+	struct fixture *f = *state;
+	struct src_range_cb cb;
+	struct sink k;
+	struct src *s = open_path(f, &f->a, "/flip/small");
+	int diff = 0;
+
+	/* The engine passes on what the source sends; the digest catches it. */
+	sink_init(&k, 0, SMALL_SIZE);
+	assert_int_equal(src_read_range(s, 0, SMALL_SIZE, sink_cb(&k, &cb)),
+			 0);
+	sink_wait(&k, 30);
+	assert_int_equal(k.err, 0);
+	for (size_t i = 0; i < SMALL_SIZE; i++)
+		diff += k.buf[i] != f->small[i];
+	assert_int_equal(diff, 1);
+	assert_int_equal(k.buf[SMALL_SIZE / 2] ^ 0xff, f->small[SMALL_SIZE / 2]);
+	sink_release(&k);
+	src_close(s);
+}
+
+static void test_redirects(void **state)
+{
+	struct fixture *f = *state;
+	char reason[160], path[128];
+	long long t0 = af_now_ms();
+	struct src *s;
+
+	s = open_path(f, &f->a, "/redirect/small");
+	assert_int_equal(fetch(s, 5, 500, f->small, NULL, 0), 0);
+	src_close(s);
+
+	s = open_path(f, &f->a, "/loop/small");
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "redirect loop");
+	assert_int_equal(log_count(&f->a, "GET /loop/small", NULL), 11);
+	assert_true(af_now_ms() - t0 < 10000);
+	src_close(s);
+
+	/* Only http(s) may follow an http URL; https-only rule is pure. */
+	s = open_path(f, &f->a, "/badscheme/small");
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "redirect to a refused scheme");
+	src_close(s);
+
+	/* Another port is another host. */
+	snprintf(path, sizeof(path), "/redirect/small?to=127.0.0.1:%u",
+		 f->b.port);
+	s = open_path(f, &f->a, path);
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+}
+
+static int add_auth(void *arg, const char *url, const char *method,
+		    struct curl_slist **hdrs, char *reason, size_t reasonlen)
+{
+	struct curl_slist *l;
+
+	(void)url;
+	(void)reason;
+	(void)reasonlen;
+	(*(int *)arg)++;
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+		return -EINVAL;
+	l = curl_slist_append(*hdrs, "Authorization: Bearer s3cr3t-token");
+	if (l == NULL)
+		return -ENOMEM;
+	*hdrs = l;
+	return 0;
+}
+
+static int refuse_auth(void *arg, const char *url, const char *method,
+		       struct curl_slist **hdrs, char *reason,
+		       size_t reasonlen)
+{
+	(void)arg;
+	(void)url;
+	(void)method;
+	(void)hdrs;
+	snprintf(reason, reasonlen, "credential expired");
+	return AF_ECRED;
+}
+
+static void test_no_authorization_to_other_host(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], reason[160];
+	int calls = 0;
+	struct src *s;
+
+	snprintf(path, sizeof(path), "/redirect/small?to=127.0.0.1:%u&k=auth",
+		 f->b.port);
+	s = open_path(f, &f->a, path);
+	assert_int_equal(src_set_headers_hook(s, add_auth, &calls), 0);
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	assert_int_equal(calls, 1);
+	/* Sent to the origin, not to the host it redirected to. */
+	assert_int_equal(log_count(&f->a, "k=auth", "auth=1"), 1);
+	assert_int_equal(log_count(&f->b, "GET /ok/small", "auth=1"), 0);
+	assert_true(log_count(&f->b, "GET /ok/small", "auth=0") >= 1);
+	src_close(s);
+
+	/* Same host: it is kept (the seam works at all). */
+	s = open_path(f, &f->a, "/ok/small?k=auth2");
+	assert_int_equal(src_set_headers_hook(s, add_auth, &calls), 0);
+	assert_int_equal(fetch(s, 0, 10, f->small, NULL, 0), 0);
+	assert_int_equal(log_count(&f->a, "k=auth2", "auth=1"), 1);
+	src_close(s);
+
+	/* A hook failure fails the range at once, with its reason. */
+	s = open_path(f, &f->a, "/ok/small?k=auth3");
+	assert_int_equal(src_set_headers_hook(s, refuse_auth, NULL), 0);
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ECRED);
+	assert_string_equal(reason, "credential expired");
+	assert_int_equal(log_count(&f->a, "k=auth3", NULL), 0);
+	src_close(s);
+}
+
+static void test_parallel_ranges(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 8 };
+	struct sink k[N];
+	struct src_range_cb cb[N];
+	struct src *s = open_path(f, &f->a, "/ok/blob");
+	struct src *s2 = open_path(f, &f->a, "/503/blob?n=1&k=par");
+	uint64_t piece = BLOB_SIZE / N;
+
+	for (int i = 0; i < N; i++) {
+		uint64_t off = piece * (uint64_t)i;
+		uint64_t len = i == N - 1 ? BLOB_SIZE - off : piece;
+
+		sink_init(&k[i], off, len);
+		assert_int_equal(src_read_range(i % 2 ? s : s2, off, len,
+						sink_cb(&k[i], &cb[i])), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		sink_wait(&k[i], 60);
+		assert_int_equal(k[i].err, 0);
+		assert_true(k[i].order_ok);
+		assert_int_equal(k[i].got, k[i].len);
+		assert_memory_equal(k[i].buf, f->blob + k[i].off, k[i].len);
+		sink_release(&k[i]);
+	}
+	src_close(s);
+	src_close(s2);
+}
+
+static void test_close_cancels(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 4 };
+	struct sink k[N];
+	struct src_range_cb cb[N];
+	struct src *s = open_path(f, &f->a, "/stall/blob?n=100&s=20&k=cancel");
+	long long t0;
+
+	for (int i = 0; i < N; i++) {
+		sink_init(&k[i], (uint64_t)i * 1000, 1000);
+		assert_int_equal(src_read_range(s, k[i].off, k[i].len,
+						sink_cb(&k[i], &cb[i])), 0);
+	}
+	usleep(300000);
+	t0 = af_now_ms();
+	src_close(s);
+	assert_true(af_now_ms() - t0 < 2000);
+	for (int i = 0; i < N; i++) {
+		/* on_done has run before src_close returned. */
+		assert_int_equal(k[i].done_calls, 1);
+		assert_int_equal(k[i].err, -ECANCELED);
+		assert_true(k[i].order_ok);
+		assert_memory_equal(k[i].buf, f->blob + k[i].off, k[i].got);
+		sink_release(&k[i]);
+	}
+}
+
+static void test_ctx_free_cancels(void **state)
+{
+	struct fixture *f = *state;
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	struct src_range_cb cb;
+	struct sink k;
+	char url[256];
+	struct src *s;
+
+	test_cfg(&cfg);
+	assert_int_equal(src_ctx_new(&cfg, &ctx), 0);
+	snprintf(url, sizeof(url),
+		 "http://127.0.0.1:%u/stall/small?n=100&s=20&k=ctxfree",
+		 f->a.port);
+	s = open_url(ctx, url);
+	sink_init(&k, 0, SMALL_SIZE);
+	assert_int_equal(src_read_range(s, 0, SMALL_SIZE, sink_cb(&k, &cb)),
+			 0);
+	usleep(200000);
+	src_ctx_free(ctx);
+	assert_int_equal(k.done_calls, 1);
+	assert_int_equal(k.err, -ECANCELED);
+	/* The source object outlived its context: closing it is still safe. */
+	src_close(s);
+	sink_release(&k);
+}
+
+static void test_on_data_abort_and_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct src_range_cb cb;
+	struct sink k;
+	struct src *s = open_path(f, &f->a, "/ok/blob");
+
+	sink_init(&k, 0, BLOB_SIZE);
+	k.fail_with = -ENOSPC;
+	assert_int_equal(src_read_range(s, 0, BLOB_SIZE, sink_cb(&k, &cb)), 0);
+	sink_wait(&k, 30);
+	assert_int_equal(k.err, -ENOSPC);
+	assert_true(k.got < BLOB_SIZE);
+	sink_release(&k);
+
+	sink_init(&k, 100, 0);
+	assert_int_equal(src_read_range(s, 100, 0, sink_cb(&k, &cb)), 0);
+	assert_int_equal(k.done_calls, 1);
+	assert_int_equal(k.err, 0);
+	sink_release(&k);
+
+	assert_int_equal(src_read_range(s, UINT64_MAX - 5, 10,
+					sink_cb(&k, &cb)), -EINVAL);
+	src_close(s);
+}
+
+static void test_connection_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	char reason[160];
+	struct src *s;
+	int fd;
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	char url[128];
+
+	(void)f;
+	/* A port nobody listens on: bind, read it, close. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	close(fd);
+	test_cfg(&cfg);
+	cfg.fetch_retries = 2;
+	assert_int_equal(src_ctx_new(&cfg, &ctx), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/ok/small",
+		 ntohs(sa.sin_port));
+	s = open_url(ctx, url);
+	assert_int_equal(fetch(s, 0, 10, NULL, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "connection refused after 3 attempts");
+	src_close(s);
+	src_ctx_free(ctx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_and_partial_ranges),
+		cmocka_unit_test(test_redacted_uri),
+		cmocka_unit_test(test_size),
+		cmocka_unit_test(test_503_retried),
+		cmocka_unit_test(test_503_gives_up),
+		cmocka_unit_test(test_429_retry_after),
+		cmocka_unit_test(test_404_not_retried),
+		cmocka_unit_test(test_range_past_end),
+		cmocka_unit_test(test_reset_resumes),
+		cmocka_unit_test(test_reset_gives_up),
+		cmocka_unit_test(test_short_resumes),
+		cmocka_unit_test(test_stall_retried),
+		cmocka_unit_test(test_stall_times_out),
+		cmocka_unit_test(test_norange),
+		cmocka_unit_test(test_bad_content_range),
+		cmocka_unit_test(test_flip_delivers_source_bytes),
+		cmocka_unit_test(test_redirects),
+		cmocka_unit_test(test_no_authorization_to_other_host),
+		cmocka_unit_test(test_parallel_ranges),
+		cmocka_unit_test(test_close_cancels),
+		cmocka_unit_test(test_ctx_free_cancels),
+		cmocka_unit_test(test_on_data_abort_and_empty),
+		cmocka_unit_test(test_connection_refused),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests_name("sources_http", tests, group_setup,
+					   group_teardown);
+}
