@@ -176,7 +176,7 @@ void af_vlog(enum af_log_level level, const char *fmt, va_list ap)
 	}
 	pol_buf_release(&line);
 	if (log_syslog)
-		syslog(level_prio(level), "%s", msg);
+		syslog(LOG_DAEMON | level_prio(level), "%s", msg);
 	errno = saved;
 }
 

@@ -120,7 +120,7 @@ static char *cfg_reader(char *str, int num, void *stream)
 	struct cfg_ctx *c = stream;
 	const char *nl, *s, *close;
 	char safe[POL_SAFE_BUF];
-	size_t n;
+	size_t n, skip;
 
 	if (c->p >= c->end || c->err_line)
 		return NULL;
@@ -137,11 +137,19 @@ static char *cfg_reader(char *str, int num, void *stream)
 		cfg_fail(c, c->line, "NUL byte in line");
 		return NULL;
 	}
-	memcpy(str, c->p, n);
-	str[n] = '\0';
+	/*
+	 * Leading blanks are dropped: inih would take an indented line for
+	 * the continuation of the previous value (multi-line values), and
+	 * "  max_size = 1G" would silently become part of another key.
+	 */
+	for (skip = 0; skip < n && (c->p[skip] == ' ' || c->p[skip] == '\t');
+	     skip++)
+		;
+	memcpy(str, c->p + skip, n - skip);
+	str[n - skip] = '\0';
 	c->p += n;
 
-	s = str + strspn(str, " \t\r");
+	s = str;
 	if (*s == '[') {
 		s++;
 		close = strchr(s, ']');
@@ -300,6 +308,30 @@ static bool url_ok(const char *s, bool http_only, char *why, size_t whylen)
 	return true;
 }
 
+/*
+ * The control plane is reached over https:// except on a loopback address
+ * (DESIGN §3): 127.0.0.0/8, [::1] or localhost, with an optional port.
+ */
+static bool host_is_loopback(const char *auth)
+{
+	size_t n = strcspn(auth, "/?#");
+	const char *colon;
+
+	if (n >= 5 && strncmp(auth, "[::1]", 5) == 0)
+		return n == 5 || auth[5] == ':';
+	colon = memchr(auth, ':', n);
+	if (colon)
+		n = (size_t)(colon - auth);
+	if (n == 9 && strncmp(auth, "localhost", 9) == 0)
+		return true;
+	if (n < 4 || strncmp(auth, "127.", 4) != 0)
+		return false;
+	for (size_t i = 4; i < n; i++)
+		if (!is_digit(auth[i]) && auth[i] != '.')
+			return false;
+	return true;
+}
+
 static int set_string(char **slot, const char *v)
 {
 	char *d = strdup(v);
@@ -318,6 +350,7 @@ static int add_mirrors(struct cfg_ctx *c, const char *v)
 	const char *p = v;
 
 	while (*p) {
+		char **nv;
 		size_t n;
 		char *m;
 
@@ -338,8 +371,7 @@ static int add_mirrors(struct cfg_ctx *c, const char *v)
 			cfg_fail(c, c->line, "mirrors: %s", why);
 			return AF_EPARSE;
 		}
-		char **nv = realloc(cfg->mirrors,
-				    (cfg->n_mirrors + 1) * sizeof(*nv));
+		nv = realloc(cfg->mirrors, (cfg->n_mirrors + 1) * sizeof(*nv));
 		if (!nv) {
 			free(m);
 			return -ENOMEM;
@@ -390,6 +422,13 @@ static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 	case CFG_PROXY:
 		if (!url_ok(v, k->kind == CFG_URL, why, sizeof(why))) {
 			cfg_fail(c, c->line, "%s: %s", k->key, why);
+			return AF_EPARSE;
+		}
+		if (k->kind == CFG_URL && strncmp(v, "http://", 7) == 0 &&
+		    !host_is_loopback(v + 7)) {
+			cfg_fail(c, c->line,
+				 "%s: http:// only for a loopback address (use https://)",
+				 k->key);
 			return AF_EPARSE;
 		}
 		return set_string((char **)(base + k->off), v);
@@ -584,15 +623,19 @@ int pol_config_load(const char *path, struct pol_config *cfg, char *err,
 	ret = set_string(&cfg->path, path);
 	if (ret < 0) {
 		pol_seterr(err, errlen, "%s: out of memory", path);
-		return ret;
+		goto out_release;
 	}
 	ret = pol_read_file(path, &buf, &len);
 	if (ret < 0) {
 		pol_seterr(err, errlen, "%s: %s", path, af_strerror(ret));
-		return ret;
+		goto out_release;
 	}
 	ret = pol_config_parse(cfg, buf, len, path, err, errlen);
 	free(buf);
+	if (ret == 0)
+		return 0;
+out_release:
+	pol_config_release(cfg);
 	return ret;
 }
 

@@ -72,7 +72,11 @@ int pol_config_init(struct pol_config *cfg);
 int pol_config_parse(struct pol_config *cfg, const char *buf, size_t len,
 		     const char *origin, char *err, size_t errlen);
 
-/* pol_config_init + read path + pol_config_parse. -errno or AF_EPARSE. */
+/*
+ * pol_config_init + read path + pol_config_parse. Returns 0, or -errno or
+ * AF_EPARSE with "<path>: …" or "<path>:<line>: …" in err; on failure cfg
+ * is already released (and zeroed).
+ */
 int pol_config_load(const char *path, struct pol_config *cfg, char *err,
 		    size_t errlen);
 

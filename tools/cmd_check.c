@@ -89,11 +89,7 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 
 	rc = pol_config_load(cli->config_path, &cli->cfg, err, sizeof(err));
 	if (rc < 0) {
-		if (rc == AF_EPARSE)
-			snprintf(msg, sizeof(msg), "%s", err);
-		else
-			snprintf(msg, sizeof(msg), "%s: %s", cli->config_path,
-				 af_strerror(rc));
+		snprintf(msg, sizeof(msg), "%s", err);
 		emit(&st, "error", msg);
 		return EXIT_FAIL;
 	}

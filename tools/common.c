@@ -16,11 +16,7 @@ int cli_load_config(struct cli *cli)
 
 	rc = pol_config_load(cli->config_path, &cli->cfg, err, sizeof(err));
 	if (rc < 0) {
-		if (rc == AF_EPARSE)
-			fprintf(stderr, "artifactfs: %s\n", err);
-		else
-			fprintf(stderr, "artifactfs: %s: %s\n", cli->config_path,
-				af_strerror(rc));
+		fprintf(stderr, "artifactfs: %s\n", err);
 		return EXIT_FAIL;
 	}
 	cli->cfg_loaded = true;

@@ -186,6 +186,20 @@ static void test_errors(void **state)
 		     "a.conf:2: syntax error (want \"key = value\" or \"[section]\")");
 }
 
+static void expect_ok_url(const char *url)
+{
+	struct pol_config c;
+	char text[256], err[256];
+
+	snprintf(text, sizeof(text), "[registry]\nurl = %s\n", url);
+	assert_int_equal(pol_config_init(&c), 0);
+	if (pol_config_parse(&c, text, strlen(text), "a.conf", err,
+			     sizeof(err)) != 0)
+		fail_msg("%s: %s", url, err);
+	assert_string_equal(c.registry_url, url);
+	pol_config_release(&c);
+}
+
 static void test_secrets_refused(void **state)
 {
 	struct pol_config c;
@@ -216,6 +230,13 @@ static void test_secrets_refused(void **state)
 		     "a.conf:2: url: https uri must start with \"https://\" (or \"http://\")");
 	expect_error("[registry]\nurl = cp.internal\n",
 		     "a.conf:2: url: not a url (want scheme://host/…)");
+	expect_error("[registry]\nurl = http://cp.internal/api\n",
+		     "a.conf:2: url: http:// only for a loopback address (use https://)");
+	expect_error("[registry]\nurl = http://127.0.0.1.evil.example/api\n",
+		     "a.conf:2: url: http:// only for a loopback address (use https://)");
+	expect_ok_url("http://127.0.0.1:8080/api");
+	expect_ok_url("http://localhost/api");
+	expect_ok_url("http://[::1]:9000");
 	expect_error("[fetch]\nproxy = socks5://u@p:1080\n",
 		     "a.conf:2: proxy: url must not carry userinfo (secrets never go in the config file)");
 }
@@ -331,6 +352,27 @@ static void test_bools_passthrough_mirrors(void **state)
 	pol_config_release(&c);
 }
 
+static void test_indented_keys(void **state)
+{
+	static const char text[] =
+		"[cache]\n  dir = /srv/c\n\tmax_size = 1G\n  [fetch]\n"
+		"  retries = 7\n";
+	struct pol_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(pol_config_init(&c), 0);
+	if (pol_config_parse(&c, text, strlen(text), "a.conf", err,
+			     sizeof(err)) != 0)
+		fail_msg("%s", err);
+	assert_string_equal(c.cache_dir, "/srv/c");
+	assert_int_equal(c.cache_max_size, 1ULL << 30);
+	assert_int_equal(c.fetch_retries, 7);
+	pol_config_release(&c);
+	expect_error("[cache]\ndir = /x\n    bogus = 1\n",
+		     "a.conf:3: unknown key \"bogus\" in [cache]");
+}
+
 static void test_load(void **state)
 {
 	char path[] = "/tmp/test_config_XXXXXX";
@@ -364,6 +406,7 @@ int main(void)
 		cmocka_unit_test(test_sizes_durations),
 		cmocka_unit_test(test_long_line_and_nul),
 		cmocka_unit_test(test_bools_passthrough_mirrors),
+		cmocka_unit_test(test_indented_keys),
 		cmocka_unit_test(test_load),
 	};
 
