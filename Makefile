@@ -158,7 +158,7 @@ install: all
 	install -m 0755 $(BUILD)/artifactfs $(DESTDIR)$(BINDIR)/artifactfs
 	install -m 0755 $(BUILD)/mount.artifactfs $(DESTDIR)$(SBINDIR)/mount.artifactfs
 	install -m 0644 docs/artifactfs.1 $(DESTDIR)$(MANDIR)/man1/artifactfs.1
-	install -m 0644 tools/artifactfs.service $(DESTDIR)$(UNITDIR)/artifactfs.service
+	sed 's|/usr/local/bin|$(BINDIR)|g' tools/artifactfs.service >$(DESTDIR)$(UNITDIR)/artifactfs.service
 	test -e $(DESTDIR)/etc/artifactfs/artifactfs.conf || \
 		install -m 0644 tools/artifactfs.conf.example $(DESTDIR)/etc/artifactfs/artifactfs.conf
 

@@ -56,6 +56,7 @@ struct fs_ctx {
 	pthread_t reload_thread;
 	bool reload_started;
 
+	long long mounted_at;		/* epoch seconds: times of directories */
 	bool passthrough;		/* negotiated at init, cleared on EPERM */
 	bool pt_said;			/* fallback logged once; guarded by pt_lock */
 	bool pt_required;		/* [fs] passthrough = on */
@@ -392,6 +393,9 @@ static int fill_attr(struct fs_ctx *ctx, struct fs_inode *n, struct stat *st)
 	project_mode(ctx, n->project, &gid, &has_gid);
 	st->st_gid = gid;
 
+	st->st_mtim.tv_sec = ctx->mounted_at;
+	st->st_ctim.tv_sec = ctx->mounted_at;
+	st->st_atim.tv_sec = ctx->mounted_at;
 	switch (n->kind) {
 	case FS_ROOT:
 		st->st_mode = S_IFDIR | 0555;
@@ -1436,6 +1440,7 @@ int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cfg = cfg;
+	ctx.mounted_at = af_wall_ms() / 1000;
 	ctx.reload_pipe[0] = ctx.reload_pipe[1] = -1;
 	pthread_rwlock_init(&ctx.lock, NULL);
 	pthread_mutex_init(&ctx.pending_lock, NULL);
