@@ -513,7 +513,20 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			}
 			n = fs_inodes_get(&ctx->inodes, FS_BLOB, p->project, base, d.str);
 		} else {
+			const struct pol_registration *r;
+			bool found;
+
 			if (!pol_channel_valid(ref)) {
+				fuse_reply_err(req, ENOENT);
+				return;
+			}
+			/* Only a channel a readable record claims gets an inode. */
+			pthread_rwlock_rdlock(&ctx->lock);
+			r = pol_registry_channel(ctx->registry, ctx->policy,
+						 p->project, base, ref, NULL);
+			found = r != NULL;
+			pthread_rwlock_unlock(&ctx->lock);
+			if (!found) {
 				fuse_reply_err(req, ENOENT);
 				return;
 			}

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -66,6 +67,8 @@ struct job {
 	struct size_wait *sw;		/* JOB_HEAD, JOB_PROBE */
 	uint64_t size;			/* size learned */
 	unsigned attempt;		/* attempts started */
+	char *url;			/* after a redirect; NULL: hs->url */
+	unsigned hops;			/* redirects followed in this attempt */
 	long long start_at_ms;		/* next attempt not before */
 
 	CURL *easy;			/* NULL between attempts */
@@ -88,6 +91,7 @@ struct job {
 	/* The outcome of the attempt, as decided by the callbacks. */
 	bool complete;			/* everything delivered / size known */
 	bool restart;			/* switch HEAD -> PROBE, no retry cost */
+	bool redirect;			/* a 3xx to follow */
 	int fail_err;			/* final failure, no retry */
 	bool fail_retry;		/* failure worth another attempt */
 	int retry_err;			/* error if the retries run out */
@@ -171,6 +175,7 @@ static uint64_t eng_rand(struct http_engine *e)
 
 static void job_free(struct job *j)
 {
+	free(j->url);
 	curl_slist_free_all(j->hdrs);
 	free(j);
 }
@@ -277,10 +282,17 @@ static void job_check(struct job *j)
 	uint64_t want_last = j->off + j->len - 1;
 
 	j->checked = true;
+	if (j->status == 301 || j->status == 302 || j->status == 303 ||
+	    j->status == 307 || j->status == 308) {
+		j->redirect = true;
+		return;
+	}
 	switch (j->kind) {
 	case JOB_RANGE:
 		if (j->status == 206) {
-			if (!j->have_cr || j->cr.unsatisfied) {
+			if (!j->have_cr || j->cr.unsatisfied ||
+			    (j->have_cl &&
+			     j->cl != j->cr.last - j->cr.first + 1)) {
 				job_fail(j, AF_ESOURCE, "bad Content-Range");
 			} else if (j->cr.first == want_first &&
 				   j->cr.last == want_last) {
@@ -383,6 +395,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 		if (j->fail_err || j->fail_retry || j->restart)
 			return CURL_WRITEFUNC_ERROR;
 	}
+	if (j->redirect)
+		return len;			/* the body of a 3xx */
 	if (j->complete)
 		return CURL_WRITEFUNC_ERROR;	/* size probe: enough */
 	if (j->kind != JOB_RANGE)
@@ -446,17 +460,51 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return 0;
 }
 
+/* Scheme, host and port of both URLs are equal (RFC 6454 origin). */
+static bool url_same_origin(const char *a, const char *b)
+{
+	static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST,
+					   CURLUPART_PORT };
+	CURLU *ua = curl_url(), *ub = curl_url();
+	bool same = false;
+
+	if (a == b)
+		same = true;
+	if (same || ua == NULL || ub == NULL ||
+	    curl_url_set(ua, CURLUPART_URL, a, 0) != CURLUE_OK ||
+	    curl_url_set(ub, CURLUPART_URL, b, 0) != CURLUE_OK)
+		goto out;
+	same = true;
+	for (size_t i = 0; i < 3 && same; i++) {
+		char *pa = NULL, *pb = NULL;
+
+		if (curl_url_get(ua, parts[i], &pa, CURLU_DEFAULT_PORT) !=
+		    CURLUE_OK ||
+		    curl_url_get(ub, parts[i], &pb, CURLU_DEFAULT_PORT) !=
+		    CURLUE_OK || strcasecmp(pa, pb) != 0)
+			same = false;
+		curl_free(pa);
+		curl_free(pb);
+	}
+out:
+	curl_url_cleanup(ua);
+	curl_url_cleanup(ub);
+	return same;
+}
+
 /* Creates and adds the easy handle of the next attempt (engine thread). */
 static int job_start_attempt(struct http_engine *e, struct job *j,
 			     char *reason, size_t reasonlen)
 {
 	struct http_src *hs = j->hs;
 	const struct http_engine_cfg *c = &e->cfg;
+	const char *url = j->url ? j->url : hs->url;
 	long stall_s;
 	CURL *h;
 	int err;
 
 	j->complete = j->restart = j->fail_retry = j->stalled = false;
+	j->redirect = false;
 	j->progress_ms = af_now_ms();
 	j->fail_err = 0;
 	j->what[0] = '\0';
@@ -469,16 +517,17 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	stall_s = (long)((c->low_speed_timeout_ms + 999) / 1000);
 	if (stall_s < 1)
 		stall_s = 1;
-	curl_easy_setopt(h, CURLOPT_URL, hs->url);
+	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, j);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, ENG_USER_AGENT);
-	/* Redirects: bounded, to https only (http too from an http URL). */
+	/*
+	 * Redirects are followed here, not by curl (job_done), so that the
+	 * header hook runs for every hop and only for the origin: curl would
+	 * keep every custom header but Authorization on a cross-host hop.
+	 */
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-	curl_easy_setopt(h, CURLOPT_MAXREDIRS, (long)ENG_MAX_REDIRS);
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR,
-			 http_redirect_protocols(hs->url));
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	/* TLS is always verified (DESIGN §2). */
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -520,8 +569,8 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	default:
 		break;
 	}
-	if (hs->hdr_fn != NULL) {
-		err = hs->hdr_fn(hs->hdr_arg, hs->url,
+	if (hs->hdr_fn != NULL && url_same_origin(hs->url, url)) {
+		err = hs->hdr_fn(hs->hdr_arg, url,
 				 j->kind == JOB_HEAD ? "HEAD" : "GET",
 				 &j->hdrs, reason, reasonlen);
 		if (err != 0)
@@ -572,7 +621,7 @@ static void job_curl_error(struct job *j, CURLcode rc)
 		job_fail(j, AF_ESOURCE, "redirect loop");
 		break;
 	case CURLE_UNSUPPORTED_PROTOCOL:
-		job_fail(j, AF_ESOURCE, "redirect to a refused scheme");
+		job_fail(j, AF_ESOURCE, "unsupported scheme");
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
 		curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
@@ -620,15 +669,16 @@ static void job_curl_error(struct job *j, CURLcode rc)
 /* A transfer of j ended with rc (engine thread). */
 static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 {
-	char reason[160];
+	char reason[160], *next_url = NULL;
 	long long delay;
 
-	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart) {
+	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart &&
+	    !j->redirect) {
 		if (rc == CURLE_OK) {
 			if (!j->checked)
 				job_check(j);
 			if (!j->fail_err && !j->fail_retry && !j->complete &&
-			    !j->restart) {
+			    !j->restart && !j->redirect) {
 				/* A response that ended before the range did. */
 				if (j->kind == JOB_RANGE && j->status == 200)
 					job_fail(j, AF_ESIZE, "size mismatch");
@@ -640,6 +690,22 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 			job_curl_error(j, rc);
 		}
 	}
+	if (j->redirect && rc == CURLE_OK) {
+		char *loc = NULL;
+
+		curl_easy_getinfo(j->easy, CURLINFO_REDIRECT_URL, &loc);
+		if (loc == NULL)
+			job_fail(j, AF_ESOURCE, "HTTP %d without Location",
+				 j->status);
+		else if (++j->hops > ENG_MAX_REDIRS)
+			job_fail(j, AF_ESOURCE, "redirect loop");
+		else if (!http_redirect_allowed(j->hs->url, loc))
+			job_fail(j, AF_ESOURCE, "redirect to a refused scheme");
+		else if ((next_url = strdup(loc)) == NULL)
+			job_fail(j, -ENOMEM, "out of memory");
+	} else if (j->redirect && !j->fail_err && !j->fail_retry) {
+		job_curl_error(j, rc);
+	}
 	job_stop_attempt(e, j);
 	if (j->fail_err) {
 		job_finish(e, j, j->fail_err, j->what[0] ? j->what : NULL);
@@ -649,6 +715,19 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 		job_finish(e, j, 0, NULL);
 		return;
 	}
+	if (next_url != NULL) {
+		/* A hop is not an attempt: retries stay for failures. */
+		free(j->url);
+		j->url = next_url;
+		j->attempt--;
+		j->start_at_ms = 0;
+		jlist_add(&e->waiting, j);
+		return;
+	}
+	/* A new attempt starts over at the source URL. */
+	free(j->url);
+	j->url = NULL;
+	j->hops = 0;
 	if (j->restart) {
 		j->kind = JOB_PROBE;
 		j->attempt = 0;

@@ -69,6 +69,11 @@ bool http_header_value(const char *line, size_t len, const char *name,
  * an https:// URL, "http,https" for an http:// one, NULL for anything else.
  */
 const char *http_redirect_protocols(const char *url);
+/*
+ * Whether a redirect from the source URL origin to the absolute URL loc
+ * may be followed: https always, http only from an http source URL.
+ */
+bool http_redirect_allowed(const char *origin, const char *loc);
 
 /* The engine. */
 struct http_engine;
@@ -100,11 +105,13 @@ void http_engine_free(struct http_engine *e);
 /*
  * Extra request headers for one attempt, the seam for credentialed source
  * types (bearer tokens, SigV4 signing): called on the engine thread before
- * each attempt with the URL and method; appends "Name: value" lines to
- * *hdrs (curl_slist_append). Returns 0, or a negative error that fails the
- * request without retry (reason filled, no secrets). Custom headers are not
- * sent to another host after a redirect (curl >= 7.58 drops a custom
- * Authorization there, and CURLOPT_UNRESTRICTED_AUTH stays 0).
+ * each attempt and redirect hop with the URL and method; appends
+ * "Name: value" lines to *hdrs (curl_slist_append). Returns 0, or a
+ * negative error that fails the request without retry (reason filled, no
+ * secrets). The engine follows redirects itself (at most 10; https only,
+ * or http too from an http source URL) and calls the hook only for URLs of
+ * the source URL's origin (scheme, host, port): a hop to another host
+ * carries no credential header at all (DESIGN §5).
  */
 struct curl_slist;
 typedef int (*http_headers_fn)(void *arg, const char *url,

@@ -293,3 +293,15 @@ const char *http_redirect_protocols(const char *url)
 		return "http,https";
 	return NULL;
 }
+
+bool http_redirect_allowed(const char *origin, const char *loc)
+{
+	const char *p = http_redirect_protocols(origin);
+
+	if (p == NULL || loc == NULL)
+		return false;
+	if (strncasecmp(loc, "https://", 8) == 0)
+		return true;
+	return strcmp(p, "http,https") == 0 &&
+	       strncasecmp(loc, "http://", 7) == 0;
+}

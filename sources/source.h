@@ -86,7 +86,9 @@ int src_read_range(struct src *s, uint64_t off, uint64_t len,
 
 /*
  * Closes the source. Ranges still in flight are cancelled and their on_done
- * called with -ECANCELED before this returns. s == NULL does nothing.
+ * called with -ECANCELED before this returns. s == NULL does nothing. Must
+ * not be called from an on_data or on_done callback (it waits for the
+ * engine thread those run on).
  */
 void src_close(struct src *s);
 

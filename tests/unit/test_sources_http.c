@@ -754,6 +754,15 @@ static void test_no_authorization_to_other_host(void **state)
 	assert_int_equal(log_count(&f->a, "k=auth2", "auth=1"), 1);
 	src_close(s);
 
+	/* A hop on the same origin gets the hook's headers again. */
+	calls = 0;
+	s = open_path(f, &f->a, "/redirect/small?k=auth4");
+	assert_int_equal(src_set_headers_hook(s, add_auth, &calls), 0);
+	assert_int_equal(fetch(s, 0, 10, f->small, NULL, 0), 0);
+	assert_int_equal(calls, 2);
+	assert_int_equal(log_count(&f->a, "k=auth4", "auth=1"), 1);
+	src_close(s);
+
 	/* A hook failure fails the range at once, with its reason. */
 	s = open_path(f, &f->a, "/ok/small?k=auth3");
 	assert_int_equal(src_set_headers_hook(s, refuse_auth, NULL), 0);

@@ -167,6 +167,17 @@ static void test_redirect_protocols(void **state)
 	assert_null(http_redirect_protocols("ftp://a/b"));
 	assert_null(http_redirect_protocols("file:///a"));
 	assert_null(http_redirect_protocols(NULL));
+
+	/* https never falls back to cleartext; http may go up to https. */
+	assert_true(http_redirect_allowed("https://a/b", "https://c/d"));
+	assert_false(http_redirect_allowed("https://a/b", "http://a/b"));
+	assert_false(http_redirect_allowed("https://a/b", "HTTP://a/b"));
+	assert_true(http_redirect_allowed("http://a/b", "http://c/d"));
+	assert_true(http_redirect_allowed("http://a/b", "https://c/d"));
+	assert_false(http_redirect_allowed("http://a/b", "ftp://c/d"));
+	assert_false(http_redirect_allowed("http://a/b", "file:///etc/passwd"));
+	assert_false(http_redirect_allowed("ftp://a/b", "https://c/d"));
+	assert_false(http_redirect_allowed("https://a/b", NULL));
 }
 
 int main(void)
