@@ -102,8 +102,8 @@ define unit_rule
 $(BUILD)/tests/test_$(1)_%: $(BUILD)/tests/unit/test_$(1)_%.o $$(LIB_$(1))
 	@$$(if $$(Q),echo "  LD      $$@")
 	$$(Q)$$(CC) $$(LDSAN) $$(LDFLAGS) -pthread -o $$@ $$< $$(LIB_$(1)) $$(LIBS) $$(CMOCKA_LIBS)
-unit-$(1): $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS))
-	$$(Q)sh tests/run_unit.sh $$^
+unit-$(1): $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS)) $$(TESTTOOL_BINS)
+	$$(Q)sh tests/run_unit.sh $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS))
 endef
 $(foreach s,$(SUBSYS),$(eval $(call unit_rule,$(s))))
 
@@ -125,10 +125,10 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" all unit-bins
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit integration
 
-unit-bins: $(UNIT_BINS)
+unit-bins: $(UNIT_BINS) $(TESTTOOL_BINS)
 
-unit: $(UNIT_BINS)
-	$(Q)sh tests/run_unit.sh $(UNIT_BINS)
+unit: $(UNIT_BINS) $(TESTTOOL_BINS)
+	$(Q)AF_BUILD=$(abspath $(BUILD)) sh tests/run_unit.sh $(UNIT_BINS)
 
 integration: all
 	$(Q)AF_BUILD=$(abspath $(BUILD)) bash tests/integration/run.sh
