@@ -72,7 +72,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
 TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit unit-bins integration demo bench fuzz install clean distclean \
+.PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke install clean distclean \
 	$(foreach s,$(SUBSYS),unit-$(s))
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -123,7 +123,9 @@ deps:
 # make check: sanitizer build in build/san, then every test.
 check: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" all unit-bins
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit integration
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit
+	$(Q)$(MAKE) --no-print-directory fuzz-smoke
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" integration
 
 unit-bins: $(UNIT_BINS) $(TESTTOOL_BINS)
 
@@ -142,6 +144,17 @@ bench: deps
 	$(Q)AF_BUILD=$(abspath $(BUILD)) bash bench/run.sh
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_SECONDS ?= 5
+# Each target over its seed corpus, then FUZZ_SECONDS of fuzzing (in check).
+fuzz-smoke: fuzz
+	$(Q)for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); c=tests/fuzz/corpus/$${n#fuzz_}; \
+		mkdir -p build/fuzz/work/$$n; \
+		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
+			build/fuzz/work/$$n $$c >build/fuzz/$$n.log 2>&1 \
+			|| { echo "FUZZ FAILED: $$n (build/fuzz/$$n.log)"; tail -30 build/fuzz/$$n.log; exit 1; }; \
+		echo "  fuzz    $$n: $$(grep -o '^Done [0-9]* runs' build/fuzz/$$n.log | grep -o '[0-9][0-9]*' || echo ok) runs, no crash"; \
+	done
 fuzz:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
