@@ -265,7 +265,7 @@ static int ensure_common(struct cache *c, const struct pol_registration *r,
 
 	if (waiter)
 		*waiter = NULL;
-	if (!c || !r || !done)
+	if (!c || !r)
 		return -EINVAL;
 	fetch_reap(c);
 	rc = rec_read(c, r->digest.str, &rec, false);
@@ -276,6 +276,8 @@ static int ensure_common(struct cache *c, const struct pol_registration *r,
 		return 0;
 	if (!c->srcs)
 		return -ENOTSUP;
+	if (!done)
+		return fetch_start(c, r, NULL);	/* background only */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
@@ -386,6 +388,17 @@ int cache_open_verified(struct cache *c, const struct pol_digest *d,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/*
+	 * Evicted or reset between the read and the open, a new fetch may
+	 * have created a fresh (unverified) file at that path: it commits
+	 * its partial record before creating the file, so a second look
+	 * tells. The fd we keep is of a file that was verified.
+	 */
+	rc = rec_read(c, d->str, &rec, false);
+	if (rc || rec.state != CACHE_VERIFIED) {
+		close(fd);
+		return rc && rc != -ENOENT ? rc : -ENOENT;
+	}
 	if (size)
 		*size = rec.size;
 	if (time(NULL) - rec.last_access >= CACHE_ACCESS_GRANULARITY_S)

@@ -9,7 +9,13 @@
  * quarantines it: data dropped, audit verify_failed, every waiter gets
  * AF_EDIGEST / AF_ESIZE.
  *
- * Thread-safety: every function may be called from any thread.
+ * Thread-safety: every function may be called from any thread. Threads:
+ * one per blob being fetched (it takes the cross-process lease, learns the
+ * size, submits up to [fetch] connections ranges shared fairly over all
+ * blobs, records chunks, hashes the landed prefix and commits); the
+ * source's engine thread writes the bytes. Lock order inside: LMDB's writer
+ * lock, then the cache's one mutex; no callback of ours runs under either
+ * except progress (see cache_ensure_sync).
  */
 #ifndef CACHE_CACHE_H
 #define CACHE_CACHE_H
@@ -34,7 +40,13 @@ struct cache;
  */
 int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
 	       struct audit *audit, struct cache **out);
-/* Cancels fetches (waiters get -ECANCELED), joins threads, closes. */
+/*
+ * Cancels fetches (waiters get -ECANCELED, or 0 if their blob verified
+ * first), joins threads, closes. Safe while fetches are in flight; it waits
+ * at most for a source call in progress (bounded by the source's
+ * timeouts). Must not be called from a done callback. c == NULL does
+ * nothing. Partial blobs stay in the index and resume on the next open.
+ */
 void cache_close(struct cache *c);
 
 enum cache_state {
@@ -70,6 +82,16 @@ int cache_stat(struct cache *c, const struct pol_digest *d,
  * negative error (AF_EDIGEST, AF_ESIZE, AF_ESOURCE, AF_ETIMEDOUT,
  * -ECANCELED, -ENOSPC, …). Runs on a cache thread; must not call back into
  * cache_ensure/cache_cancel for the same waiter.
+ *
+ * Details: it runs on the blob's fetch-job thread with no cache lock held,
+ * after the verdict is committed to the index (so cache_open_verified
+ * already succeeds when err == 0) and after LRU eviction. It may call
+ * cache_open_verified, cache_stat and cache_ensure for other blobs; it
+ * must not call cache_close and should not block for long (other waiters
+ * of the same blob are told after it returns). Errors a waiter can see:
+ * AF_EDIGEST, AF_ESIZE (blob quarantined), AF_ESOURCE (source failed or
+ * unreachable; plain errnos of a source are folded into it),
+ * AF_ETIMEDOUT, -ECANCELED (cache_close), -ENOSPC/-EIO/-ENOMEM (local).
  */
 typedef void (*cache_done_fn)(void *arg, int err);
 
@@ -83,6 +105,12 @@ struct cache_waiter;
  * cache_cancel() wins first. *waiter (may be NULL) receives the handle for
  * cache_cancel. Any other negative return means done will not be called.
  * r is copied.
+ *
+ * done == NULL starts (or leaves running) a background fetch with no
+ * waiter and returns -EINPROGRESS (open with O_NONBLOCK, DESIGN §7): a
+ * fetch nobody waits for still completes. -ENOTSUP when the cache was
+ * opened without sources; -ECANCELED once cache_close has begun. Never
+ * blocks on the network; it does one short index read.
  */
 int cache_ensure(struct cache *c, const struct pol_registration *r,
 		 cache_done_fn done, void *arg, struct cache_waiter **waiter);
@@ -91,13 +119,19 @@ int cache_ensure(struct cache *c, const struct pol_registration *r,
  * Withdraws a waiter: returns true if done was not and will not be called
  * (the fetch goes on for others); false if done has been or is being
  * called. The waiter handle is invalid after either done or a true return.
+ *
+ * It never dereferences w (it looks the pointer up among live waiters
+ * under the cache lock), so it is safe to race with done: exactly one of
+ * "cancel returns true" and "done is called" happens. Do not pass a handle
+ * whose done has already returned: its memory may serve a later waiter.
  */
 bool cache_cancel(struct cache *c, struct cache_waiter *w);
 
 /*
  * Blocking form of cache_ensure (for prefetch and tests). progress, when
- * not NULL, is called from a cache thread as bytes land (done, total).
- * Returns 0 or the error done would have got.
+ * not NULL, is called from a cache thread as bytes land (done, total),
+ * with an internal cache lock held: it must be quick and must not call
+ * into the cache. Returns 0 or the error done would have got.
  */
 int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
 		      void (*progress)(void *arg, uint64_t done, uint64_t total),

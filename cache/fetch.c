@@ -270,7 +270,7 @@ static void rec_from_reg(struct idx_rec *rec, const struct pol_registration *r)
 static int job_acquire(struct job *j)
 {
 	struct cache *c = j->c;
-	bool saw_other = false, logged = false;
+	bool saw_other = false, logged = false, peek = false;
 	int rc;
 
 	for (;;) {
@@ -281,7 +281,11 @@ static int job_acquire(struct job *j)
 
 		if (cache_stopping(c))
 			return -ECANCELED;
-		rc = idx_begin(&c->idx, true, &txn);
+		/*
+		 * While another process holds the lease, poll with read txns
+		 * (no writer lock); take the write txn only to take over.
+		 */
+		rc = idx_begin(&c->idx, !peek, &txn);
 		if (rc)
 			return rc;
 		rc = idx_rec_get(&c->idx, txn, j->key, &rec, false);
@@ -301,10 +305,16 @@ static int job_acquire(struct job *j)
 			if (!logged)
 				af_info("cache: %s: fetched by pid %d, waiting",
 					j->key, (int)l.pid);
-			logged = saw_other = true;
+			logged = saw_other = peek = true;
 			pthread_mutex_lock(&c->lock);
 			cache_wait_ms(c, CACHE_LEASE_POLL_MS);
 			pthread_mutex_unlock(&c->lock);
+			continue;
+		}
+		if (peek) {
+			/* Free or dead: look again, this time to take it. */
+			idx_abort(txn);
+			peek = false;
 			continue;
 		}
 		if (rc == 0 && l.token != c->me.token)
@@ -442,9 +452,13 @@ static int job_open_file(struct job *j)
 /*
  * Resume (issue 3 item 4): every chunk the index says is present is read
  * back and checked against its xxh3; a mismatch (torn write, bit rot, a
- * data file lost in a crash) drops the chunk so it is fetched again.
+ * data file lost in a crash) drops the chunk so it is fetched again. The
+ * same read feeds the digest while the chunks form a prefix, so a resumed
+ * blob is read back once, not twice; a chunk that fails its xxh3 is taken
+ * back out of the digest (the state before it is kept aside).
  */
-static int job_check_present(struct job *j, unsigned char *buf)
+static int job_check_present(struct job *j, struct hash **hp,
+			     unsigned char *buf)
 {
 	struct cache *c = j->c;
 	uint64_t i, present = 0, dropped = 0;
@@ -452,17 +466,34 @@ static int job_check_present(struct job *j, unsigned char *buf)
 	int rc;
 
 	for (i = 0; i < j->nchunks; i++) {
+		struct hash *save = NULL, *h = NULL;
 		uint64_t xxh = 0;
 
 		if (j->cstate[i] != CH_PRESENT)
 			continue;
-		if (cache_stopping(c))
-			return -ECANCELED;
+		if (cache_stopping(c)) {
+			rc = -ECANCELED;
+			goto out_abort;
+		}
+		if (i == j->hashed) {
+			save = hash_dup(*hp);
+			if (save)
+				h = *hp;
+		}
 		rc = hash_fd_range(j->fd, i * j->chunk_size, chunk_len(j, i),
-				   NULL, &xxh, buf);
+				   h, &xxh, buf);
 		if (rc == 0 && xxh == j->cxxh[i]) {
+			if (h)
+				j->hashed++;
+			hash_free(save);
 			present++;
 			continue;
+		}
+		if (h) {
+			hash_free(*hp);
+			*hp = save;
+		} else {
+			hash_free(save);
 		}
 		if (!txn) {
 			rc = idx_begin(&c->idx, true, &txn);
@@ -806,7 +837,7 @@ static int job_fetch(struct job *j, long long t0)
 		rc = -ENOMEM;
 		goto out_reason;
 	}
-	rc = job_check_present(j, buf);
+	rc = job_check_present(j, &h, buf);
 	if (rc)
 		goto out_reason;
 	job_audit(j, "fetch_start", NULL, true, j->size, -1);
@@ -912,6 +943,12 @@ static void job_finish(struct job *j, int err)
 		close(j->fd);
 		j->fd = -1;
 	}
+	/*
+	 * Back under max_size before anyone is told (so a prefetch that
+	 * returns leaves the cache within its limit); never this blob.
+	 */
+	if (err == 0 && c->cfg->cache_max_size && !cache_stopping(c))
+		cache_lru_evict(c, j->key);
 	pthread_mutex_lock(&c->lock);
 	for (pp = &c->jobs; *pp; pp = &(*pp)->next) {
 		if (*pp == j) {
@@ -929,8 +966,6 @@ static void job_finish(struct job *j, int err)
 		w->done(w->arg, err);
 		free(w);
 	}
-	if (err == 0 && c->cfg->cache_max_size && !cache_stopping(c))
-		cache_lru_evict(c, j->key);
 	/* Only now joinable by fetch_reap: nothing of ours runs after. */
 	pthread_mutex_lock(&c->lock);
 	j->next = c->finished;
@@ -977,8 +1012,10 @@ int fetch_start(struct cache *c, const struct pol_registration *r,
 	}
 	for (j = c->jobs; j; j = j->next) {
 		if (!j->detached && strcmp(j->key, nj->key) == 0) {
-			w->next = j->waiters;
-			j->waiters = w;
+			if (w) {
+				w->next = j->waiters;
+				j->waiters = w;
+			}
 			rc = -EINPROGRESS;
 			goto out_unlock;
 		}

@@ -42,6 +42,22 @@ struct hash *hash_new(enum pol_algo algo)
 	return h;
 }
 
+struct hash *hash_dup(const struct hash *src)
+{
+	struct hash *h;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->algo = src->algo;
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || EVP_MD_CTX_copy_ex(h->ctx, src->ctx) != 1) {
+		hash_free(h);
+		return NULL;
+	}
+	return h;
+}
+
 void hash_free(struct hash *h)
 {
 	if (!h)

@@ -18,6 +18,8 @@ struct hash;
 
 /* Returns a new digest context for algo, or NULL (-ENOMEM). */
 struct hash *hash_new(enum pol_algo algo);
+/* A copy of src's running state, or NULL. */
+struct hash *hash_dup(const struct hash *src);
 void hash_free(struct hash *h);
 int hash_update(struct hash *h, const void *buf, size_t len);
 /* Finishes into *out (raw and canonical string). 0 or -EIO. */

@@ -360,6 +360,74 @@ static void test_no_sources(void **state)
 	pol_registration_free(r);
 }
 
+static void test_background_fetch(void **state)
+{
+	struct fx *f = *state;
+	struct pol_registration *r;
+	struct cache_waiter *w = (void *)1;
+	struct fx_wait fw;
+	char path[256];
+	long long end;
+
+	fx_wait_init(&fw);
+	r = fx_blob(f, 40 * FX_CHUNK, 23, path, sizeof(path));
+	/* O_NONBLOCK style: no waiter, returns at once, fetch goes on. */
+	assert_int_equal(cache_ensure(f->c, r, NULL, NULL, &w), -EINPROGRESS);
+	assert_null(w);
+	/* A waiter joining meanwhile shares the same fetch. */
+	assert_true(cache_ensure(f->c, r, fx_wait_done, &fw, &w) == 0 ||
+		    fx_wait_for(&fw) == 0);
+	end = af_now_ms() + 30000;
+	while (fx_state(f, r) != CACHE_VERIFIED && af_now_ms() < end)
+		usleep(10000);
+	assert_int_equal(fx_state(f, r), CACHE_VERIFIED);
+	assert_int_equal(fx_audit_count(f, "fetch_start", NULL), 1);
+	fx_assert_cached_equal(f, r, path);
+	pol_registration_free(r);
+}
+
+static void test_cancel_after_done(void **state)
+{
+	struct fx *f = *state;
+	struct pol_registration *r;
+	struct cache_waiter *w = NULL;
+	struct fx_wait fw;
+	char path[256];
+
+	fx_wait_init(&fw);
+	r = fx_blob(f, 2 * FX_CHUNK, 24, path, sizeof(path));
+	assert_int_equal(cache_ensure(f->c, r, fx_wait_done, &fw, &w),
+			 -EINPROGRESS);
+	assert_int_equal(fx_wait_for(&fw), 0);
+	/* done was called: a cancel now must say so, not call it again. */
+	assert_false(cache_cancel(f->c, w));
+	assert_int_equal(fx_wait_calls(&fw), 1);
+	assert_false(cache_cancel(f->c, NULL));
+	pol_registration_free(r);
+}
+
+static void test_local_failure(void **state)
+{
+	struct fx *f = *state;
+	struct pol_registration *r;
+	char path[256], dpath[512];
+
+	/* The data file cannot be created: a local error, not a source one. */
+	r = fx_blob(f, 3 * FX_CHUNK, 25, path, sizeof(path));
+	assert_non_null(cache_blob_path(f->c, &r->digest, dpath,
+					sizeof(dpath)));
+	assert_int_equal(cache_mkdirs_for(f->c, r->digest.str), 0);
+	assert_int_equal(mkdir(dpath, 0700), 0);
+	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), -EISDIR);
+	assert_int_equal(fx_state(f, r), CACHE_PARTIAL);
+	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL), -ENOENT);
+	assert_int_equal(fx_audit_count(f, "fetch_failed", "\"reason\""), 1);
+	assert_int_equal(rmdir(dpath), 0);
+	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), 0);
+	fx_assert_cached_equal(f, r, path);
+	pol_registration_free(r);
+}
+
 struct prog {
 	uint64_t last;
 	uint64_t total;
@@ -423,6 +491,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_sources, fx_setup,
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_progress, fx_setup,
+						fx_teardown),
+		cmocka_unit_test_setup_teardown(test_background_fetch,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_after_done,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_local_failure, fx_setup,
 						fx_teardown),
 	};
 
