@@ -43,6 +43,7 @@ struct fs_ctx {
 	struct cache *cache;
 	struct fuse_session *se;
 	struct fs_inodes inodes;
+	struct fs_handles handles;	/* open files and directories */
 
 	pthread_rwlock_t lock;
 	struct pol_registry *registry;	/* guarded by lock */
@@ -681,6 +682,14 @@ static int list_project(struct fs_ctx *ctx, fuse_req_t req,
 	return rc;
 }
 
+static void dirbuf_free(void *obj)
+{
+	struct fs_dirbuf *b = obj;
+
+	free(b->p);
+	free(b);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
@@ -714,26 +723,31 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, af_errno(rc));
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)b;
-	if (fuse_reply_open(req, fi) != 0) {
-		free(b->p);
-		free(b);
+	fi->fh = fs_handles_add(&ctx->handles, b, dirbuf_free);
+	if (!fi->fh) {
+		dirbuf_free(b);
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
+	if (fuse_reply_open(req, fi) != 0)
+		fs_handles_close(&ctx->handles, fi->fh);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	struct fs_dirbuf *b = (struct fs_dirbuf *)(uintptr_t)fi->fh;
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_dirbuf *b = fs_handles_get(&ctx->handles, fi->fh);
 	size_t start = (size_t)off;
 
 	(void)ino;
-	if (!b || off < 0) {
-		fuse_reply_err(req, EINVAL);
+	if (!b) {
+		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (start >= b->size) {
+	if (off < 0 || start >= b->size) {
 		fuse_reply_buf(req, NULL, 0);
+		fs_handles_put(&ctx->handles, fi->fh);
 		return;
 	}
 	/*
@@ -742,18 +756,16 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	 */
 	fuse_reply_buf(req, b->p + start,
 		       b->size - start < size ? b->size - start : size);
+	fs_handles_put(&ctx->handles, fi->fh);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			  struct fuse_file_info *fi)
 {
-	struct fs_dirbuf *b = (struct fs_dirbuf *)(uintptr_t)fi->fh;
+	struct fs_ctx *ctx = fuse_req_userdata(req);
 
 	(void)ino;
-	if (b) {
-		free(b->p);
-		free(b);
-	}
+	fs_handles_close(&ctx->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -906,6 +918,14 @@ static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
 	pthread_mutex_unlock(&ctx->pt_lock);
 }
 
+static void handle_free(void *obj)
+{
+	struct fs_handle *h = obj;
+
+	close(h->fd);
+	free(h);
+}
+
 /*
  * Replies to a claimed open: err from the cache, or the verified file.
  * Called once per open, from a FUSE worker or a cache thread.
@@ -937,15 +957,19 @@ static void finish_open(struct fs_pending *p, int err)
 	}
 	h->fd = fd;
 	h->inode = p->inode;
-	p->fi.fh = (uint64_t)(uintptr_t)h;
+	p->fi.fh = fs_handles_add(&ctx->handles, h, handle_free);
+	if (!p->fi.fh) {
+		handle_free(h);
+		fuse_reply_err(p->req, ENOMEM);
+		return;
+	}
 	p->fi.direct_io = 0;
 	p->fi.noflush = 1;
 	pt_attach(ctx, p->req, h, &p->fi);
 	if (fuse_reply_open(p->req, &p->fi) != 0) {
 		/* The kernel gave up on the request: no release will come. */
 		pt_detach(ctx, p->req, h);
-		close(fd);
-		free(h);
+		fs_handles_close(&ctx->handles, p->fi.fh);
 		return;
 	}
 	atomic_fetch_add(&ctx->opens, 1);
@@ -1055,7 +1079,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs_ctx *ctx = fuse_req_userdata(req);
-	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_handle *h = fs_handles_get(&ctx->handles, fi->fh);
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 
 	(void)ino;
@@ -1068,18 +1092,20 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = h->fd;
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fs_handles_put(&ctx->handles, fi->fh);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fs_handle *h = (struct fs_handle *)(uintptr_t)fi->fh;
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_handle *h = fs_handles_get(&ctx->handles, fi->fh);
 
 	(void)ino;
 	if (h) {
-		pt_detach(fuse_req_userdata(req), req, h);
-		close(h->fd);
-		free(h);
+		pt_detach(ctx, req, h);
+		fs_handles_put(&ctx->handles, fi->fh);
+		fs_handles_close(&ctx->handles, fi->fh);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -1418,6 +1444,7 @@ static void ctx_release(struct fs_ctx *ctx)
 	pol_registry_free(ctx->registry);
 	pol_policy_free(ctx->policy);
 	audit_close(ctx->audit);
+	fs_handles_release_all(&ctx->handles);
 	fs_inodes_release(&ctx->inodes);
 	pthread_rwlock_destroy(&ctx->lock);
 	pthread_mutex_destroy(&ctx->pending_lock);
@@ -1460,6 +1487,8 @@ int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	pthread_mutex_init(&ctx.pt_lock, NULL);
 	ctx.pt_required = cfg->passthrough == POL_PASSTHROUGH_ON;
 	rc = fs_inodes_init(&ctx.inodes);
+	if (rc == 0)
+		rc = fs_handles_init(&ctx.handles);
 	if (rc < 0)
 		goto out_ctx;
 	rc = audit_open(cfg->audit_log, cfg->audit_syslog, &ctx.audit);

@@ -60,4 +60,38 @@ struct fs_inode *fs_inodes_get(struct fs_inodes *t, enum fs_kind kind,
 /* The inode with number ino, or NULL. */
 struct fs_inode *fs_inodes_find(struct fs_inodes *t, uint64_t ino);
 
+/*
+ * Open handles (files and directories). The kernel can deliver a release
+ * while a read or readdir of the same handle is still being answered on
+ * another worker thread, so fi->fh carries an id, never a pointer: a
+ * request looks the id up and holds a reference while it uses the object;
+ * release unlinks the id and the object is freed (its fd closed) when the
+ * last reference goes. A closed fd is never used, nor one reused for
+ * another file.
+ */
+struct fs_hent;
+
+struct fs_handles {
+	pthread_mutex_t lock;
+	struct fs_hent **buckets;	/* guarded by lock */
+	size_t nbuckets;
+	uint64_t next_id;		/* guarded by lock */
+};
+
+int fs_handles_init(struct fs_handles *t);
+/* Frees every object still held (at unmount). */
+void fs_handles_release_all(struct fs_handles *t);
+/*
+ * Adds obj (freed later with free_fn(obj)). Returns its id (> 0), or 0 on
+ * allocation failure (obj then not taken).
+ */
+uint64_t fs_handles_add(struct fs_handles *t, void *obj,
+			void (*free_fn)(void *obj));
+/* The object of id with a reference taken, or NULL once released. */
+void *fs_handles_get(struct fs_handles *t, uint64_t id);
+/* Drops a reference taken by fs_handles_get. */
+void fs_handles_put(struct fs_handles *t, uint64_t id);
+/* Unlinks id; the object is freed now or when the last reference drops. */
+void fs_handles_close(struct fs_handles *t, uint64_t id);
+
 #endif

@@ -72,7 +72,7 @@ af_cleanup() {
 				echo "  --- $f (last 40 lines)"; tail -n 40 "$f"
 			done
 		fi
-		rm -rf "$T"
+		if [ -n "${AF_KEEP:-}" ]; then echo "  kept $T"; else rm -rf "$T"; fi
 	fi
 	if [ "$rc" -eq 0 ] && [ "$FAILS" -gt 0 ]; then rc=1; fi
 	echo "$TEST_NAME: $((CHECKS - FAILS)) passed, $FAILS failed"
