@@ -18,6 +18,7 @@ NGINX_PORT=""
 AF_PID=""
 FAULTD_PID=""
 FAULTD_PORT=""
+EXTRA_PIDS=""	# more processes a test started, stopped by PID at cleanup
 TEST_NAME=$(basename "$0" .sh)
 FAILS=0
 CHECKS=0
@@ -65,6 +66,7 @@ af_cleanup() {
 	fi
 	[ -n "$NGINX_PID" ] && kill -TERM "$NGINX_PID" 2>/dev/null
 	[ -n "$FAULTD_PID" ] && kill -TERM "$FAULTD_PID" 2>/dev/null
+	for p in $EXTRA_PIDS; do kill -TERM "$p" 2>/dev/null; done
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ "$FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
 			for f in "$T"/daemon*.log; do
