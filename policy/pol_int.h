@@ -45,6 +45,20 @@ void pol_buf_add_json_string(struct pol_buf *b, const char *s);
 void pol_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Where a parser reports: the record's origin and the caller's buffer. */
+struct pol_perr {
+	const char *origin;
+	char *err;
+	size_t errlen;
+};
+
+/*
+ * Writes "<origin>: <field>: <message>" into c->err. Returns AF_EPARSE, so
+ * a parser can "return pol_perr_fail(…)".
+ */
+int pol_perr_fail(struct pol_perr *c, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /*
  * Copies at most max characters of untrusted s into out for quoting in a
  * message: printable ASCII kept, anything else '?', "..." when cut. Returns

@@ -37,27 +37,6 @@ struct pol_policy {
 	size_t n_projects;
 };
 
-struct pctx {
-	const char *origin;
-	char *err;
-	size_t errlen;
-};
-
-static int pfail(struct pctx *c, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int pfail(struct pctx *c, const char *field, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
-		msg[0] = '\0';
-	va_end(ap);
-	pol_seterr(c->err, c->errlen, "%s: %s: %s", c->origin, field, msg);
-	return AF_EPARSE;
-}
 
 void pol_policy_free(struct pol_policy *p)
 {
@@ -77,7 +56,7 @@ void pol_policy_free(struct pol_policy *p)
 }
 
 /* Every key of obj must be one of allowed (NULL-terminated). */
-static int check_keys(struct pctx *c, json_t *obj, const char *where,
+static int check_keys(struct pol_perr *c, json_t *obj, const char *where,
 		      const char *const *allowed)
 {
 	char safe[POL_SAFE_BUF], field[128];
@@ -97,12 +76,12 @@ static int check_keys(struct pctx *c, json_t *obj, const char *where,
 			snprintf(field, sizeof(field), "%s.%s", where, safe);
 		else
 			snprintf(field, sizeof(field), "%s", safe);
-		return pfail(c, field, "unknown field");
+		return pol_perr_fail(c, field, "unknown field");
 	}
 	return 0;
 }
 
-static int parse_algos(struct pctx *c, json_t *v, struct pol_policy *p)
+static int parse_algos(struct pol_perr *c, json_t *v, struct pol_policy *p)
 {
 	char safe[POL_SAFE_BUF], field[64];
 	enum pol_algo a;
@@ -114,13 +93,13 @@ static int parse_algos(struct pctx *c, json_t *v, struct pol_policy *p)
 		return 0;
 	}
 	if (!json_is_array(v))
-		return pfail(c, "digest_algorithms", "must be an array");
+		return pol_perr_fail(c, "digest_algorithms", "must be an array");
 	json_array_foreach(v, i, e) {
 		snprintf(field, sizeof(field), "digest_algorithms[%zu]", i);
 		if (!json_is_string(e))
-			return pfail(c, field, "must be a string");
+			return pol_perr_fail(c, field, "must be a string");
 		if (pol_algo_parse(json_string_value(e), &a) < 0)
-			return pfail(c, field, "unknown algorithm \"%s\"",
+			return pol_perr_fail(c, field, "unknown algorithm \"%s\"",
 				     pol_safe(json_string_value(e),
 					      POL_SAFE_LEN, safe,
 					      sizeof(safe)));
@@ -129,7 +108,7 @@ static int parse_algos(struct pctx *c, json_t *v, struct pol_policy *p)
 	return 0;
 }
 
-static int parse_lifecycles(struct pctx *c, json_t *v, struct pol_policy *p)
+static int parse_lifecycles(struct pol_perr *c, json_t *v, struct pol_policy *p)
 {
 	char safe[POL_SAFE_BUF], field[64];
 	enum pol_lifecycle s;
@@ -141,27 +120,27 @@ static int parse_lifecycles(struct pctx *c, json_t *v, struct pol_policy *p)
 		return 0;
 	}
 	if (!json_is_array(v))
-		return pfail(c, "readable_lifecycle_states",
+		return pol_perr_fail(c, "readable_lifecycle_states",
 			     "must be an array");
 	json_array_foreach(v, i, e) {
 		snprintf(field, sizeof(field), "readable_lifecycle_states[%zu]",
 			 i);
 		if (!json_is_string(e))
-			return pfail(c, field, "must be a string");
+			return pol_perr_fail(c, field, "must be a string");
 		if (pol_lifecycle_parse(json_string_value(e), &s) < 0)
-			return pfail(c, field, "unknown lifecycle state \"%s\"",
+			return pol_perr_fail(c, field, "unknown lifecycle state \"%s\"",
 				     pol_safe(json_string_value(e),
 					      POL_SAFE_LEN, safe,
 					      sizeof(safe)));
 		/* DESIGN §2: revoked is never readable, whatever policy says. */
 		if (s == POL_LC_REVOKED)
-			return pfail(c, field, "revoked is never readable");
+			return pol_perr_fail(c, field, "revoked is never readable");
 		p->lifecycles |= 1u << s;
 	}
 	return 0;
 }
 
-static int parse_rule(struct pctx *c, size_t idx, json_t *v,
+static int parse_rule(struct pol_perr *c, size_t idx, json_t *v,
 		      struct pol_rule *rule)
 {
 	static const char *const keys[] = { "source_type", "uri_prefix",
@@ -174,7 +153,7 @@ static int parse_rule(struct pctx *c, size_t idx, json_t *v,
 
 	snprintf(where, sizeof(where), "sources[%zu]", idx);
 	if (!json_is_object(v))
-		return pfail(c, where, "must be an object");
+		return pol_perr_fail(c, where, "must be an object");
 	ret = check_keys(c, v, where, keys);
 	if (ret < 0)
 		return ret;
@@ -182,64 +161,64 @@ static int parse_rule(struct pctx *c, size_t idx, json_t *v,
 	snprintf(field, sizeof(field), "%s.source_type", where);
 	pv = json_object_get(v, "source_type");
 	if (!pv)
-		return pfail(c, field, "missing");
+		return pol_perr_fail(c, field, "missing");
 	if (!json_is_string(pv))
-		return pfail(c, field, "must be a string");
+		return pol_perr_fail(c, field, "must be a string");
 	if (pol_source_type_parse(json_string_value(pv), &rule->type) < 0)
-		return pfail(c, field, "unknown source type \"%s\"",
+		return pol_perr_fail(c, field, "unknown source type \"%s\"",
 			     pol_safe(json_string_value(pv), POL_SAFE_LEN,
 				      safe, sizeof(safe)));
 
 	snprintf(field, sizeof(field), "%s.uri_prefix", where);
 	pv = json_object_get(v, "uri_prefix");
 	if (!pv)
-		return pfail(c, field, "missing");
+		return pol_perr_fail(c, field, "missing");
 	if (!json_is_string(pv))
-		return pfail(c, field, "must be a string");
+		return pol_perr_fail(c, field, "must be a string");
 	s = json_string_value(pv);
 	n = strlen(s);
 	if (n == 0 || n > POL_PREFIX_MAX || !strstr(s, "://"))
-		return pfail(c, field,
+		return pol_perr_fail(c, field,
 			     "must be a uri prefix such as \"https://host/path/\"");
 	for (i = 0; i < n; i++)
 		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
-			return pfail(c, field,
+			return pol_perr_fail(c, field,
 				     "has a space, control or non-ASCII byte");
 	rule->prefix = strdup(s);
 	if (!rule->prefix)
-		return pfail(c, field, "out of memory");
+		return pol_perr_fail(c, field, "out of memory");
 
 	snprintf(field, sizeof(field), "%s.projects", where);
 	pv = json_object_get(v, "projects");
 	if (!pv || json_is_null(pv))
 		return 0;
 	if (!json_is_array(pv))
-		return pfail(c, field, "must be an array");
+		return pol_perr_fail(c, field, "must be an array");
 	n = json_array_size(pv);
 	if (n > POL_PROJECTS_MAX)
-		return pfail(c, field, "too many projects");
+		return pol_perr_fail(c, field, "too many projects");
 	/* An empty list allows no project; keep a non-NULL array for it. */
 	rule->projects = calloc(n ? n : 1, sizeof(*rule->projects));
 	if (!rule->projects)
-		return pfail(c, field, "out of memory");
+		return pol_perr_fail(c, field, "out of memory");
 	json_array_foreach(pv, i, e) {
 		snprintf(field, sizeof(field), "%s.projects[%zu]", where, i);
 		if (!json_is_string(e))
-			return pfail(c, field, "must be a string");
+			return pol_perr_fail(c, field, "must be a string");
 		if (!pol_project_valid(json_string_value(e)))
-			return pfail(c, field, "invalid project \"%s\"",
+			return pol_perr_fail(c, field, "invalid project \"%s\"",
 				     pol_safe(json_string_value(e),
 					      POL_SAFE_LEN, safe,
 					      sizeof(safe)));
 		rule->projects[i] = strdup(json_string_value(e));
 		if (!rule->projects[i])
-			return pfail(c, field, "out of memory");
+			return pol_perr_fail(c, field, "out of memory");
 		rule->n_projects = i + 1;
 	}
 	return 0;
 }
 
-static int parse_rules(struct pctx *c, json_t *v, struct pol_policy *p)
+static int parse_rules(struct pol_perr *c, json_t *v, struct pol_policy *p)
 {
 	size_t i, n;
 	json_t *e;
@@ -248,15 +227,15 @@ static int parse_rules(struct pctx *c, json_t *v, struct pol_policy *p)
 	if (!v)
 		return 0;
 	if (!json_is_array(v))
-		return pfail(c, "sources", "must be an array");
+		return pol_perr_fail(c, "sources", "must be an array");
 	n = json_array_size(v);
 	if (n > POL_RULES_MAX)
-		return pfail(c, "sources", "more than %d rules", POL_RULES_MAX);
+		return pol_perr_fail(c, "sources", "more than %d rules", POL_RULES_MAX);
 	if (n == 0)
 		return 0;
 	p->rules = calloc(n, sizeof(*p->rules));
 	if (!p->rules)
-		return pfail(c, "sources", "out of memory");
+		return pol_perr_fail(c, "sources", "out of memory");
 	json_array_foreach(v, i, e) {
 		p->n_rules = i + 1;
 		ret = parse_rule(c, i, e, &p->rules[i]);
@@ -273,7 +252,7 @@ static int project_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-static int parse_projects(struct pctx *c, json_t *v, struct pol_policy *p)
+static int parse_projects(struct pol_perr *c, json_t *v, struct pol_policy *p)
 {
 	static const char *const keys[] = { "gid", NULL };
 	char safe[POL_SAFE_BUF], field[128];
@@ -285,30 +264,30 @@ static int parse_projects(struct pctx *c, json_t *v, struct pol_policy *p)
 	if (!v)
 		return 0;
 	if (!json_is_object(v))
-		return pfail(c, "projects", "must be an object");
+		return pol_perr_fail(c, "projects", "must be an object");
 	n = json_object_size(v);
 	if (n > POL_PROJECTS_MAX)
-		return pfail(c, "projects", "too many projects");
+		return pol_perr_fail(c, "projects", "too many projects");
 	if (n == 0)
 		return 0;
 	p->projects = calloc(n, sizeof(*p->projects));
 	if (!p->projects)
-		return pfail(c, "projects", "out of memory");
+		return pol_perr_fail(c, "projects", "out of memory");
 	json_object_foreach(v, key, e) {
 		struct pol_project *pr = &p->projects[p->n_projects];
 
 		snprintf(field, sizeof(field), "projects.%s",
 			 pol_safe(key, POL_SAFE_LEN, safe, sizeof(safe)));
 		if (!pol_project_valid(key))
-			return pfail(c, field, "invalid project name");
+			return pol_perr_fail(c, field, "invalid project name");
 		if (!json_is_object(e))
-			return pfail(c, field, "must be an object");
+			return pol_perr_fail(c, field, "must be an object");
 		ret = check_keys(c, e, field, keys);
 		if (ret < 0)
 			return ret;
 		pr->name = strdup(key);
 		if (!pr->name)
-			return pfail(c, field, "out of memory");
+			return pol_perr_fail(c, field, "out of memory");
 		p->n_projects++;
 		g = json_object_get(e, "gid");
 		if (!g || json_is_null(g))
@@ -316,7 +295,7 @@ static int parse_projects(struct pctx *c, json_t *v, struct pol_policy *p)
 		/* gid_t is 32 bits; (gid_t)-1 means "no change" to chown. */
 		if (!json_is_integer(g) || json_integer_value(g) < 0 ||
 		    json_integer_value(g) >= 4294967295LL)
-			return pfail(c, field,
+			return pol_perr_fail(c, field,
 				     "gid must be an integer from 0 to 4294967294");
 		pr->has_gid = true;
 		pr->gid = (gid_t)json_integer_value(g);
@@ -332,7 +311,7 @@ int pol_policy_parse(const char *buf, size_t len, const char *origin,
 					    "readable_lifecycle_states",
 					    "min_trust_state", "sources",
 					    "projects", NULL };
-	struct pctx c = { origin ? origin : "policy", err, errlen };
+	struct pol_perr c = { origin ? origin : "policy", err, errlen };
 	char safe[POL_SAFE_BUF];
 	struct pol_policy *p = NULL;
 	json_error_t jerr;
@@ -376,11 +355,11 @@ int pol_policy_parse(const char *buf, size_t len, const char *origin,
 	v = json_object_get(root, "min_trust_state");
 	if (v) {
 		if (!json_is_string(v)) {
-			ret = pfail(&c, "min_trust_state", "must be a string");
+			ret = pol_perr_fail(&c, "min_trust_state", "must be a string");
 			goto out_root;
 		}
 		if (pol_trust_parse(json_string_value(v), &p->min_trust) < 0) {
-			ret = pfail(&c, "min_trust_state",
+			ret = pol_perr_fail(&c, "min_trust_state",
 				    "unknown trust state \"%s\"",
 				    pol_safe(json_string_value(v),
 					     POL_SAFE_LEN, safe,

@@ -47,6 +47,8 @@ const char *pol_algo_name(enum pol_algo algo);
 int pol_algo_parse(const char *name, enum pol_algo *out);
 /* The hex part of d->str (after the colon). */
 const char *pol_digest_hex(const struct pol_digest *d);
+/* Value of hex digit c (either case), or -1. */
+int pol_hex_value(char c);
 bool pol_digest_equal(const struct pol_digest *a, const struct pol_digest *b);
 
 /* Source types (seed "Source Types", DESIGN §2). */

@@ -15,27 +15,6 @@
 #define POL_DECISION_MAX	64
 #define POL_SOURCE_REF_MAX	256
 
-struct reg_ctx {
-	const char *origin;
-	char *err;
-	size_t errlen;
-};
-
-static int fail(struct reg_ctx *c, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct reg_ctx *c, const char *field, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
-		msg[0] = '\0';
-	va_end(ap);
-	pol_seterr(c->err, c->errlen, "%s: %s: %s", c->origin, field, msg);
-	return AF_EPARSE;
-}
 
 static const char *json_type_word(const json_t *v)
 {
@@ -64,7 +43,7 @@ static const char *json_type_word(const json_t *v)
  * Fetches string member key of obj. required: missing or null is an error;
  * otherwise *out stays NULL. Returns 0 or AF_EPARSE.
  */
-static int get_string(struct reg_ctx *c, json_t *obj, const char *key,
+static int get_string(struct pol_perr *c, json_t *obj, const char *key,
 		      const char *field, bool required, const char **out)
 {
 	json_t *v = json_object_get(obj, key);
@@ -72,22 +51,22 @@ static int get_string(struct reg_ctx *c, json_t *obj, const char *key,
 	*out = NULL;
 	if (!v || json_is_null(v)) {
 		if (required)
-			return fail(c, field, "missing");
+			return pol_perr_fail(c, field, "missing");
 		return 0;
 	}
 	if (!json_is_string(v))
-		return fail(c, field, "must be a string, not %s",
+		return pol_perr_fail(c, field, "must be a string, not %s",
 			    json_type_word(v));
 	*out = json_string_value(v);
 	return 0;
 }
 
-static int dup_str(struct reg_ctx *c, const char *field, const char *s,
+static int dup_str(struct pol_perr *c, const char *field, const char *s,
 		   char **out)
 {
 	*out = strdup(s);
 	if (!*out)
-		return fail(c, field, "out of memory");
+		return pol_perr_fail(c, field, "out of memory");
 	return 0;
 }
 
@@ -128,7 +107,7 @@ static bool encoding_valid(const char *s)
 	return true;
 }
 
-static int parse_source(struct reg_ctx *c, json_t *src,
+static int parse_source(struct pol_perr *c, json_t *src,
 			struct pol_registration *r)
 {
 	char safe[POL_SAFE_BUF], uerr[256];
@@ -137,22 +116,22 @@ static int parse_source(struct reg_ctx *c, json_t *src,
 	int ret;
 
 	if (!src || json_is_null(src))
-		return fail(c, "source", "missing");
+		return pol_perr_fail(c, "source", "missing");
 	if (!json_is_object(src))
-		return fail(c, "source", "must be an object, not %s",
+		return pol_perr_fail(c, "source", "must be an object, not %s",
 			    json_type_word(src));
 	ret = get_string(c, src, "source_type", "source.source_type", true, &s);
 	if (ret < 0)
 		return ret;
 	if (pol_source_type_parse(s, &r->source_type) < 0)
-		return fail(c, "source.source_type",
+		return pol_perr_fail(c, "source.source_type",
 			    "unknown source type \"%s\"",
 			    pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 	ret = get_string(c, src, "uri", "source.uri", true, &s);
 	if (ret < 0)
 		return ret;
 	if (pol_uri_check(r->source_type, s, uerr, sizeof(uerr)) < 0)
-		return fail(c, "source.uri", "%s", uerr);
+		return pol_perr_fail(c, "source.uri", "%s", uerr);
 	ret = dup_str(c, "source.uri", s, &r->uri);
 	if (ret < 0)
 		return ret;
@@ -162,25 +141,25 @@ static int parse_source(struct reg_ctx *c, json_t *src,
 		return ret;
 	if (s) {
 		if (!*s || strlen(s) > POL_SOURCE_REF_MAX)
-			return fail(c, "source.source_ref",
+			return pol_perr_fail(c, "source.source_ref",
 				    "must be 1 to %d characters",
 				    POL_SOURCE_REF_MAX);
 		for (const char *p = s; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				return fail(c, "source.source_ref",
+				return pol_perr_fail(c, "source.source_ref",
 					    "has a control character");
 		ret = dup_str(c, "source.source_ref", s, &r->source_ref);
 		if (ret < 0)
 			return ret;
 	}
 	if (r->source_type == POL_SRC_HUGGINGFACE && !r->source_ref)
-		return fail(c, "source.source_ref",
+		return pol_perr_fail(c, "source.source_ref",
 			    "required for huggingface (the revision, a commit sha)");
 
 	v = json_object_get(src, "size_bytes");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return fail(c, "source.size_bytes",
+			return pol_perr_fail(c, "source.size_bytes",
 				    "must be a non-negative integer");
 		r->has_size = true;
 		r->size_bytes = (uint64_t)json_integer_value(v);
@@ -191,14 +170,14 @@ static int parse_source(struct reg_ctx *c, json_t *src,
 	if (ret < 0)
 		return ret;
 	if (s && !encoding_valid(s))
-		return fail(c, "source.content_encoding",
+		return pol_perr_fail(c, "source.content_encoding",
 			    "invalid encoding \"%s\"",
 			    pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 	return dup_str(c, "source.content_encoding", s ? s : "identity",
 		       &r->content_encoding);
 }
 
-static int parse_channels(struct reg_ctx *c, json_t *v,
+static int parse_channels(struct pol_perr *c, json_t *v,
 			  struct pol_registration *r)
 {
 	char safe[POL_SAFE_BUF], field[32];
@@ -207,28 +186,28 @@ static int parse_channels(struct reg_ctx *c, json_t *v,
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_array(v))
-		return fail(c, "channels", "must be an array, not %s",
+		return pol_perr_fail(c, "channels", "must be an array, not %s",
 			    json_type_word(v));
 	n = json_array_size(v);
 	if (n > POL_CHANNELS_MAX)
-		return fail(c, "channels", "more than %d channels",
+		return pol_perr_fail(c, "channels", "more than %d channels",
 			    POL_CHANNELS_MAX);
 	if (n == 0)
 		return 0;
 	r->channels = calloc(n, sizeof(*r->channels));
 	if (!r->channels)
-		return fail(c, "channels", "out of memory");
+		return pol_perr_fail(c, "channels", "out of memory");
 	for (i = 0; i < n; i++) {
 		json_t *e = json_array_get(v, i);
 		const char *s;
 
 		snprintf(field, sizeof(field), "channels[%zu]", i);
 		if (!json_is_string(e))
-			return fail(c, field, "must be a string, not %s",
+			return pol_perr_fail(c, field, "must be a string, not %s",
 				    json_type_word(e));
 		s = json_string_value(e);
 		if (!pol_channel_valid(s))
-			return fail(c, field,
+			return pol_perr_fail(c, field,
 				    "invalid channel name \"%s\" (want [a-z0-9-]+)",
 				    pol_safe(s, POL_SAFE_LEN, safe,
 					     sizeof(safe)));
@@ -239,7 +218,7 @@ static int parse_channels(struct reg_ctx *c, json_t *v,
 	return 0;
 }
 
-static int parse_decision(struct reg_ctx *c, json_t *v,
+static int parse_decision(struct pol_perr *c, json_t *v,
 			  struct pol_registration *r)
 {
 	const char *s;
@@ -248,14 +227,14 @@ static int parse_decision(struct reg_ctx *c, json_t *v,
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_object(v))
-		return fail(c, "allowlist_decision",
+		return pol_perr_fail(c, "allowlist_decision",
 			    "must be an object, not %s", json_type_word(v));
 	ret = get_string(c, v, "decision", "allowlist_decision.decision", true,
 			 &s);
 	if (ret < 0)
 		return ret;
 	if (!*s || strlen(s) > POL_DECISION_MAX || !pol_channel_valid(s))
-		return fail(c, "allowlist_decision.decision",
+		return pol_perr_fail(c, "allowlist_decision.decision",
 			    "must be a short lowercase word such as \"allow\" or \"deny\"");
 	return dup_str(c, "allowlist_decision.decision", s,
 		       &r->allowlist_decision);
@@ -265,7 +244,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 			       struct pol_registration **out, char *err,
 			       size_t errlen)
 {
-	struct reg_ctx c = { origin ? origin : "registration", err, errlen };
+	struct pol_perr c = { origin ? origin : "registration", err, errlen };
 	struct pol_registration *r;
 	char safe[POL_SAFE_BUF], derr[128];
 	const char *s;
@@ -287,7 +266,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (!pol_project_valid(s)) {
-		ret = fail(&c, "project",
+		ret = pol_perr_fail(&c, "project",
 			   "invalid project \"%s\" (want [a-z0-9][a-z0-9-]{0,62})",
 			   pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 		goto out_free;
@@ -300,7 +279,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (!pol_name_valid(s)) {
-		ret = fail(&c, "name",
+		ret = pol_perr_fail(&c, "name",
 			   "invalid name \"%s\" (want [A-Za-z0-9._-]{1,200}, not starting with \".\")",
 			   pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 		goto out_free;
@@ -313,7 +292,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (strcmp(s, "blob") != 0) {
-		ret = fail(&c, "artifact_kind", "must be \"blob\", not \"%s\"",
+		ret = pol_perr_fail(&c, "artifact_kind", "must be \"blob\", not \"%s\"",
 			   pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 		goto out_free;
 	}
@@ -322,7 +301,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (pol_digest_parse(s, &r->digest, derr, sizeof(derr)) < 0) {
-		ret = fail(&c, "digest", "%s", derr);
+		ret = pol_perr_fail(&c, "digest", "%s", derr);
 		goto out_free;
 	}
 
@@ -335,7 +314,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (pol_lifecycle_parse(s, &r->lifecycle) < 0) {
-		ret = fail(&c, "lifecycle_state",
+		ret = pol_perr_fail(&c, "lifecycle_state",
 			   "unknown lifecycle state \"%s\"",
 			   pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 		goto out_free;
@@ -345,7 +324,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 	if (ret < 0)
 		goto out_free;
 	if (pol_trust_parse(s, &r->trust) < 0) {
-		ret = fail(&c, "trust_state", "unknown trust state \"%s\"",
+		ret = pol_perr_fail(&c, "trust_state", "unknown trust state \"%s\"",
 			   pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)));
 		goto out_free;
 	}
@@ -363,7 +342,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 		goto out_free;
 	if (s) {
 		if (!pol_parse_rfc3339(s, &r->registered_at_s)) {
-			ret = fail(&c, "registered_at",
+			ret = pol_perr_fail(&c, "registered_at",
 				   "not an RFC 3339 timestamp (like 2026-03-09T12:00:00Z): \"%s\"",
 				   pol_safe(s, POL_SAFE_LEN, safe,
 					    sizeof(safe)));
@@ -379,7 +358,7 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 		goto out_free;
 	r->json = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!r->json) {
-		ret = fail(&c, "json", "out of memory");
+		ret = pol_perr_fail(&c, "json", "out of memory");
 		goto out_free;
 	}
 	*out = r;

@@ -15,17 +15,6 @@ static const char *const secret_params[] = {
 	"x-goog-signature", "x-goog-credential", "token", "access_token",
 };
 
-static int hexdig(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Checks the parameter names of the query [q, end). The name is
  * percent-decoded first so "%73ig" is still "sig". Returns the list entry
@@ -45,9 +34,9 @@ static const char *query_secret(const char *q, const char *end)
 		for (const char *p = q; p < nend; p++) {
 			char c = *p;
 
-			if (c == '%' && nend - p >= 3 && hexdig(p[1]) >= 0 &&
-			    hexdig(p[2]) >= 0) {
-				c = (char)(hexdig(p[1]) * 16 + hexdig(p[2]));
+			if (c == '%' && nend - p >= 3 && pol_hex_value(p[1]) >= 0 &&
+			    pol_hex_value(p[2]) >= 0) {
+				c = (char)(pol_hex_value(p[1]) * 16 + pol_hex_value(p[2]));
 				p += 2;
 			} else if (c == '+') {
 				c = ' ';

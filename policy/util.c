@@ -366,3 +366,27 @@ bool pol_parse_rfc3339(const char *s, long long *out)
 	*out = t;
 	return true;
 }
+
+int pol_perr_fail(struct pol_perr *c, const char *field, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
+	va_end(ap);
+	pol_seterr(c->err, c->errlen, "%s: %s: %s", c->origin, field, msg);
+	return AF_EPARSE;
+}
+
+int pol_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -22,17 +22,6 @@ struct file_src {
 	char *path;		/* absolute, decoded; immutable */
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* file:///abs/path (percent-decoded; no NUL, no query). */
 static int file_path_from_uri(const char *uri, char **out)
 {
@@ -52,7 +41,7 @@ static int file_path_from_uri(const char *uri, char **out)
 		if (*p == '?' || *p == '#')
 			goto out_bad;
 		if (*p == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+			int hi = pol_hex_value(p[1]), lo = hi < 0 ? -1 : pol_hex_value(p[2]);
 
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				goto out_bad;
