@@ -86,7 +86,34 @@ struct range {
 	uint64_t got;
 	int own_err;			/* an error range_data raised itself */
 	XXH3_state_t *xs;
+	unsigned char *wbuf;		/* bytes not yet written, at off + got - wlen */
+	size_t wlen;
 };
+
+/*
+ * Bytes a range gathers before one pwrite: the source hands over what each
+ * socket read returned (often 16 KiB), and one system call per piece cost
+ * more than the copy itself (bench: 131k pwrites for 2 GiB). Bounded:
+ * at most [fetch] connections ranges in flight hold one each.
+ */
+#define WRITE_BATCH	((size_t)512 << 10)
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Writes what rg gathered. Returns 0 or -errno (recorded as ours). */
+static int range_flush(struct range *rg)
+{
+	int rc;
+
+	if (!rg->wlen)
+		return 0;
+	rc = pwrite_all(rg->j->fd, rg->wbuf, rg->wlen,
+			rg->off + rg->got - rg->wlen);
+	rg->wlen = 0;
+	if (rc)
+		rg->own_err = rc;	/* ENOSPC and friends are ours */
+	return rc;
+}
 
 /*
  * What a waiter sees of a source failure: the source's own codes pass, a
@@ -150,12 +177,29 @@ static int range_data(void *arg, uint64_t off, const void *buf, size_t len)
 		return -ECANCELED;
 	if (off != rg->off + rg->got || len > rg->len - rg->got)
 		return AF_ESIZE;
+	XXH3_64bits_update(rg->xs, buf, len);
+	if (rg->wbuf && rg->wlen + len <= WRITE_BATCH) {
+		memcpy(rg->wbuf + rg->wlen, buf, len);
+		rg->wlen += len;
+		rg->got += len;
+		if (rg->wlen == WRITE_BATCH || rg->got == rg->len)
+			return range_flush(rg);
+		return 0;
+	}
+	rc = range_flush(rg);
+	if (rc)
+		return rc;
+	if (rg->wbuf && len < WRITE_BATCH) {
+		memcpy(rg->wbuf, buf, len);
+		rg->wlen = len;
+		rg->got += len;
+		return rg->got == rg->len ? range_flush(rg) : 0;
+	}
 	rc = pwrite_all(rg->j->fd, buf, len, off);
 	if (rc) {
-		rg->own_err = rc;	/* ENOSPC and friends are ours */
+		rg->own_err = rc;
 		return rc;
 	}
-	XXH3_64bits_update(rg->xs, buf, len);
 	rg->got += len;
 	return 0;
 }
@@ -167,6 +211,8 @@ static void range_done(void *arg, int err, const char *reason)
 	struct cache *c = j->c;
 	uint64_t xxh = 0;
 
+	if (!err)
+		err = range_flush(rg);
 	if (!err && rg->got != rg->len) {
 		err = AF_ESIZE;
 		reason = "source delivered fewer bytes than the range";
@@ -195,6 +241,7 @@ static void range_done(void *arg, int err, const char *reason)
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	XXH3_freeState(rg->xs);
+	free(rg->wbuf);
 	free(rg);
 }
 
@@ -212,6 +259,7 @@ static int job_submit(struct job *j, uint64_t i)
 		return -ENOMEM;
 	}
 	XXH3_64bits_reset(rg->xs);
+	rg->wbuf = malloc(WRITE_BATCH);	/* without it, writes go unbatched */
 	rg->j = j;
 	rg->idx = i;
 	rg->off = i * j->chunk_size;
@@ -222,6 +270,7 @@ static int job_submit(struct job *j, uint64_t i)
 	rc = src_read_range(j->src, rg->off, rg->len, &rg->cb);
 	if (rc) {
 		XXH3_freeState(rg->xs);
+		free(rg->wbuf);
 		free(rg);
 	}
 	return rc;
