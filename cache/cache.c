@@ -580,48 +580,33 @@ int cache_foreach(struct cache *c,
 	return rc;
 }
 
+static int add_to_stats(void *arg, const struct cache_info *info)
+{
+	struct cache_stats *out = arg;
+
+	out->blobs++;
+	out->bytes += info->bytes_present;
+	switch (info->state) {
+	case CACHE_VERIFIED:
+		out->verified++;
+		break;
+	case CACHE_PARTIAL:
+		out->partial++;
+		break;
+	case CACHE_QUARANTINED:
+		out->quarantined++;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
 int cache_get_stats(struct cache *c, struct cache_stats *out)
 {
-	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
-	struct cache_info info;
-	size_t n = 0, i;
-	int rc;
-
 	memset(out, 0, sizeof(*out));
 	out->max_size = c->cfg->cache_max_size;
-	rc = list_keys(c, &keys, &n);
-	if (rc)
-		return rc;
-	for (i = 0; i < n; i++) {
-		MDB_txn *txn = NULL;
-
-		rc = idx_begin(&c->idx, false, &txn);
-		if (rc)
-			break;
-		rc = info_fill(c, txn, keys[i], &info);
-		idx_abort(txn);
-		if (rc) {
-			rc = 0;
-			continue;
-		}
-		out->blobs++;
-		out->bytes += info.bytes_present;
-		switch (info.state) {
-		case CACHE_VERIFIED:
-			out->verified++;
-			break;
-		case CACHE_PARTIAL:
-			out->partial++;
-			break;
-		case CACHE_QUARANTINED:
-			out->quarantined++;
-			break;
-		default:
-			break;
-		}
-	}
-	free(keys);
-	return rc;
+	return cache_foreach(c, add_to_stats, out);
 }
 
 int cache_quarantine_txn(struct cache *c, MDB_txn *txn, const char *key,
