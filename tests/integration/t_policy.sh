@@ -22,6 +22,13 @@ python_free_policy() {
 	sed -i 's/"projects": {}/"projects": {"team-a": {"gid": 4242}}/' "$T/policy.json"
 }
 python_free_policy
+# Secrets never travel in a URI (DESIGN §5): refused, and never echoed.
+make_blob q.bin 1000
+d_secret=$(register q.bin name=signed.bin uri="http://127.0.0.1:$NGINX_PORT/blobs/q.bin?sig=hunter2secret")
+d_query=$(register q.bin name=query.bin uri="http://127.0.0.1:$NGINX_PORT/blobs/q.bin?version=3")
+"$AF" check -c "$T/artifactfs.conf" >"$T/check.out" 2>&1
+ok "check reports the secret-bearing URI" grep -q "sig" "$T/check.out"
+ok "check never echoes the secret" sh -c "! grep -q hunter2secret '$T/check.out'"
 mount_af || exit 1
 m=$T/mnt/vision
 ok "good artifact served despite a malformed file" cmp "$T/www/good.bin" "$m/good.bin@$d_good"
@@ -58,4 +65,9 @@ ok "new registration appears on change (refresh)" cmp "$T/www/new.bin" "$m/new.b
 rm "$T/registry/vision-new.bin-${d_new#sha256:}.json"
 sleep 2.5
 expect "removed registration: ENOENT" ENOENT "$PROBE" open "$m/new.bin@$d_new"
+ok "secret-bearing registration not listed" sh -c "! ls '$T/mnt/vision' | grep -q '^signed.bin@'"
+ok "other query parameters are kept: served" cmp "$T/www/q.bin" "$T/mnt/vision/query.bin@$d_query"
+expect "and redacted in the uri xattr" "http://127.0.0.1:$NGINX_PORT/blobs/q.bin" getfattr --only-values -n user.artifact.uri "$T/mnt/vision/query.bin@$d_query"
 ok "clean unmount" umount_af
+ok "the secret is in no log or audit line" sh -c "! grep -rq hunter2secret '$T/daemon.log' '$T/audit.jsonl'"
+ok "the redacted query is in no audit line" sh -c "! grep -q 'version=3' '$T/audit.jsonl'"
