@@ -1500,6 +1500,18 @@ int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = fs_reload(&ctx, true);
 	if (rc < 0)
 		goto out_ctx;
+	/*
+	 * Pre-flight: the cache opens after daemonizing (threads do not survive
+	 * the fork), but a cache that cannot open must fail the mount command
+	 * itself, not a detached daemon after "mounted" was reported.
+	 */
+	rc = cache_open(cfg, NULL, NULL, &ctx.cache);
+	if (rc < 0) {
+		af_err("cache %s: %s", cfg->cache_dir, af_strerror(rc));
+		goto out_ctx;
+	}
+	cache_close(ctx.cache);
+	ctx.cache = NULL;
 	rc = build_fuse_args(&args, opts);
 	if (rc < 0)
 		goto out_args;

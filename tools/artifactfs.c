@@ -31,8 +31,13 @@ static const char usage_text[] =
 	"  --log-format F      text (default) or json, for messages on stderr\n"
 	"  -v, --verbose       more messages\n"
 	"  -h, --help          this help; 'artifactfs COMMAND --help' for a command\n"
+	"  --version           print the version\n"
 	"\n"
 	"exit status: 0 success, 1 failure, 2 usage error\n";
+
+#ifndef AF_VERSION
+#define AF_VERSION "0.1.0"
+#endif
 
 static const char *const commands[] = { "mount", "prefetch", "cache", "check" };
 
@@ -120,6 +125,10 @@ int main(int argc, char **argv)
 	cmd = find_command(argc, argv);
 	if (cmd < 0) {
 		for (int i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--version") == 0) {
+				printf("artifactfs %s\n", AF_VERSION);
+				return EXIT_OK;
+			}
 			if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 				fputs(usage_text, stdout);
 				return EXIT_OK;
