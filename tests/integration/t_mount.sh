@@ -38,3 +38,11 @@ ok "every log line is a JSON object" sh -c "test -s '$T/daemon.log' && ! grep -v
 "$AF" mount -f -c "$T/artifactfs.conf" "$T/nonexistent" >"$T/bad.out" 2>&1; rc=$?
 expect "mount point missing: exit 1" 1 echo $rc
 ok "the error names it" grep -q nonexistent "$T/bad.out"
+
+# A cache that cannot open fails the mount command itself (not a detached
+# daemon after the fact), and nothing stays mounted.
+sed "s|^dir = $T/cache|dir = /proc/artifactfs-cannot-be-here|" "$T/artifactfs.conf" >"$T/badcache.conf"
+"$AF" mount -c "$T/badcache.conf" "$T/mnt" >"$T/badcache.out" 2>&1; rc=$?
+expect "unusable cache.dir: exit 1" 1 echo $rc
+ok "the error names the cache dir" grep -q "artifactfs-cannot-be-here" "$T/badcache.out"
+ok "nothing mounted" sh -c "! mountpoint -q '$T/mnt'"
