@@ -66,6 +66,10 @@ LIBAF := $(LIB_fs)
 
 TOOL_SRCS := $(filter-out tools/mount_artifactfs.c,$(wildcard tools/*.c))
 TOOL_OBJS := $(TOOL_SRCS:%.c=$(BUILD)/%.o)
+# The command's pieces without its main(), for tests/unit/test_tools_*.c.
+tools_OBJS := $(filter-out $(BUILD)/tools/artifactfs.o,$(TOOL_OBJS))
+LIB_tools := $(BUILD)/libtools.a $(LIB_fs)
+$(BUILD)/libtools.a: $(tools_OBJS)
 # tests/unit/test_<subsystem>_<what>.c links that subsystem and those below it.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -73,7 +77,7 @@ TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
 TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke install clean distclean \
-	$(foreach s,$(SUBSYS),unit-$(s))
+	$(foreach s,$(SUBSYS) tools,unit-$(s))
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -105,7 +109,7 @@ $(BUILD)/tests/test_$(1)_%: $(BUILD)/tests/unit/test_$(1)_%.o $$(LIB_$(1))
 unit-$(1): $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS)) $$(TESTTOOL_BINS)
 	$$(Q)sh tests/run_unit.sh $$(filter $(BUILD)/tests/test_$(1)_%,$$(UNIT_BINS))
 endef
-$(foreach s,$(SUBSYS),$(eval $(call unit_rule,$(s))))
+$(foreach s,$(SUBSYS) tools,$(eval $(call unit_rule,$(s))))
 
 # Test tools: standalone programs (libc only), or linked with the library
 # when their name starts with af_lib_.
