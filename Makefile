@@ -28,7 +28,7 @@ endif
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
 	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
-	meson ninja-build
+	meson ninja-build clang libclang-rt-dev
 
 PKGS := libcurl openssl libxxhash jansson
 
