@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sha512 registrations end to end, and a registration without size_bytes
 # (DESIGN §2): stat learns the size with one HEAD, never a download.
+. "$(dirname "$0")/lib.sh"
 af_world 1M
 make_blob s.bin $((2 * 1024 * 1024 + 3))
 d="sha512:$(sha512sum "$T/www/s.bin" | cut -d' ' -f1)"
