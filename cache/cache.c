@@ -371,6 +371,39 @@ static void touch_access(struct cache *c, const char *key)
 	idx_abort(txn);
 }
 
+int cache_note_size(struct cache *c, const struct pol_registration *r,
+		    uint64_t size)
+{
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = idx_rec_get(&c->idx, txn, r->digest.str, &rec, false);
+	if (rc != -ENOENT) {
+		idx_abort(txn);
+		return rc;	/* 0: already known; leave it */
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.state = CACHE_PARTIAL;
+	rec.size_known = true;
+	rec.size = size;
+	rec.chunk_size = c->default_chunk;
+	rec.last_access = time(NULL);
+	snprintf(rec.project, sizeof(rec.project), "%s", r->project);
+	snprintf(rec.name, sizeof(rec.name), "%s", r->name);
+	rec.json = r->json;
+	rc = idx_rec_put(&c->idx, txn, r->digest.str, &rec);
+	rec.json = NULL;
+	if (rc) {
+		idx_abort(txn);
+		return rc;
+	}
+	return idx_commit(txn);
+}
+
 int cache_open_verified(struct cache *c, const struct pol_digest *d,
 			uint64_t *size)
 {

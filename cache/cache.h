@@ -78,6 +78,16 @@ int cache_stat(struct cache *c, const struct pol_digest *d,
 	       struct cache_info *out);
 
 /*
+ * Keeps the size of a blob whose registration has none, once learned from
+ * its source (DESIGN §2: learned once, kept in the index), so stat costs no
+ * request after a restart either. Creates a partial record with no chunk
+ * when the cache knows nothing of the blob; leaves any other record alone.
+ * Returns 0 or -errno.
+ */
+int cache_note_size(struct cache *c, const struct pol_registration *r,
+		    uint64_t size);
+
+/*
  * Called exactly once when an ensure finishes: 0 (blob verified), or a
  * negative error (AF_EDIGEST, AF_ESIZE, AF_ESOURCE, AF_ETIMEDOUT,
  * -ECANCELED, -ENOSPC, …). Runs on a cache thread; must not call back into

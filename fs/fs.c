@@ -370,10 +370,13 @@ static uint64_t blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 	}
 	if (denied || src_open(ctx->srcs, r, &s) < 0)
 		return 0;
-	if (src_size(s, &size, reason, sizeof(reason)) == 0)
+	if (src_size(s, &size, reason, sizeof(reason)) == 0) {
 		atomic_store(&n->learned_size, size + 1);
-	else
+		if (cache_note_size(ctx->cache, r, size) < 0)
+			af_debug("cache: %s: size not kept in the index", r->digest.str);
+	} else {
 		size = 0;
+	}
 	src_close(s);
 	return size;
 }
@@ -1157,8 +1160,9 @@ static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 
 		if (cached && info.state == CACHE_VERIFIED)
 			s = "verified";
-		else if (cached && info.state == CACHE_PARTIAL)
-			s = "partial";
+		else if (cached && info.state == CACHE_PARTIAL &&
+			 info.bytes_present > 0)
+			s = "partial";	/* a record with no byte is only a known size */
 		rc = snprintf(buf, len, "%s", s);
 	} else if (strcmp(key, "verified_at") == 0) {
 		if (cached && info.state == CACHE_VERIFIED && info.verified_at > 0) {

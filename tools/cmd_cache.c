@@ -72,6 +72,14 @@ static void print_line(json_t *o)
 	json_decref(o);
 }
 
+/* As the cache_state xattr says it: a record with no byte is "none". */
+static const char *shown_state(const struct cache_info *in)
+{
+	if (in->state == CACHE_PARTIAL && in->bytes_present == 0)
+		return "none";
+	return cache_state_name(in->state);
+}
+
 static int do_ls(struct cli *cli, struct blob_list *l)
 {
 	char when[32], sz[32];
@@ -90,11 +98,11 @@ static int do_ls(struct cli *cli, struct blob_list *l)
 					     "bytes_present", (json_int_t)in->bytes_present,
 					     "chunks_present", (json_int_t)in->chunks_present,
 					     "chunks_total", (json_int_t)in->chunks_total,
-					     "state", cache_state_name(in->state),
+					     "state", shown_state(in),
 					     "last_access", when, "fetching", in->fetching));
 			continue;
 		}
-		printf("%-10s %12s %6.1f%%  %-20s  %s/%s@%s\n", cache_state_name(in->state),
+		printf("%-10s %12s %6.1f%%  %-20s  %s/%s@%s\n", shown_state(in),
 		       cli_human_size(in->size, sz, sizeof(sz)),
 		       in->size ? 100.0 * (double)in->bytes_present / (double)in->size : 100.0,
 		       when, in->project, in->name, in->digest.str);

@@ -228,6 +228,45 @@ static void test_blob_path(void **state)
 	assert_int_equal(cache_verify(f->c, &d, false), -ENOENT);
 }
 
+
+/*
+ * DESIGN §2: a size learned for a registration without size_bytes is kept
+ * in the index; a later fetch starts from that record and verifies.
+ */
+static void test_note_size(void **state)
+{
+	struct fx *f = *state;
+	struct pol_registration *r;
+	struct cache_info info;
+	char path[256], digest[POL_DIGEST_STR_MAX];
+	uint64_t size = 3 * FX_CHUNK + 7;
+
+	snprintf(path, sizeof(path), "%s/src-note.bin", f->dir);
+	fx_write_random(path, size, 77);
+	fx_file_digest(path, EVP_sha256(), digest, sizeof(digest));
+	r = fx_reg(f, path, digest, false, 0);
+	assert_int_equal(cache_stat(f->c, &r->digest, &info), -ENOENT);
+	assert_int_equal(cache_note_size(f->c, r, size), 0);
+	assert_int_equal(cache_stat(f->c, &r->digest, &info), 0);
+	assert_true(info.size_known);
+	assert_int_equal(info.size, size);
+	assert_int_equal(info.bytes_present, 0);
+	/* Known already: a second note changes nothing. */
+	assert_int_equal(cache_note_size(f->c, r, size + 1), 0);
+	assert_int_equal(cache_stat(f->c, &r->digest, &info), 0);
+	assert_int_equal(info.size, size);
+	/* Kept across a restart of the cache. */
+	cache_close(f->c);
+	f->c = NULL;
+	fx_open_cache(f);
+	assert_int_equal(cache_stat(f->c, &r->digest, &info), 0);
+	assert_int_equal(info.size, size);
+	/* And a fetch from that record verifies the right bytes. */
+	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), 0);
+	fx_assert_cached_equal(f, r, path);
+	pol_registration_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +278,8 @@ int main(void)
 						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_stats_and_foreach,
 						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_note_size, fx_setup,
+						fx_teardown),
 		cmocka_unit_test_setup_teardown(test_blob_path, fx_setup,
 						fx_teardown),
 	};
