@@ -161,6 +161,25 @@ static void put_lease(struct fx *f, const struct pol_registration *r,
 	assert_int_equal(idx_commit(txn), 0);
 }
 
+/*
+ * Starts a live fake holder of r's lease and an ensure that must wait for
+ * it (-EINPROGRESS). Returns the holder's pid; the test ends it.
+ */
+static pid_t wait_on_live_holder(struct fx *f, const struct pol_registration *r,
+				 struct fx_wait *fw)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		fake_holder();
+	usleep(10000);
+	put_lease(f, r, pid, idx_proc_start(pid));
+	assert_int_equal(cache_ensure(f->c, r, fx_wait_done, fw, NULL),
+			 -EINPROGRESS);
+	return pid;
+}
+
 static void test_lease_dead_holder(void **state)
 {
 	struct fx *f = *state;
@@ -201,14 +220,7 @@ static void test_lease_live_holder(void **state)
 
 	fx_wait_init(&fw);
 	r = fx_blob(f, 4 * FX_CHUNK, 36, path, sizeof(path));
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		fake_holder();
-	usleep(10000);
-	put_lease(f, r, pid, idx_proc_start(pid));
-	assert_int_equal(cache_ensure(f->c, r, fx_wait_done, &fw, NULL),
-			 -EINPROGRESS);
+	pid = wait_on_live_holder(f, r, &fw);
 	/* The other process fetches: we wait, and so does eviction. */
 	usleep(500000);
 	assert_int_equal(fx_wait_calls(&fw), 0);
@@ -237,14 +249,7 @@ static void test_lease_holder_completes(void **state)
 
 	fx_wait_init(&fw);
 	r = fx_blob(f, 3 * FX_CHUNK, 37, path, sizeof(path));
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0)
-		fake_holder();
-	usleep(10000);
-	put_lease(f, r, pid, idx_proc_start(pid));
-	assert_int_equal(cache_ensure(f->c, r, fx_wait_done, &fw, NULL),
-			 -EINPROGRESS);
+	pid = wait_on_live_holder(f, r, &fw);
 	usleep(300000);
 	/* The other process finishes: data in place, record verified. */
 	assert_non_null(cache_blob_path(f->c, &r->digest, dpath,
