@@ -55,13 +55,15 @@ LDSAN := -fsanitize=address,undefined
 endif
 
 # One static library per subsystem; dependencies point one way
-# (tools -> fs -> cache -> sources -> policy), and so does the link order.
-SUBSYS := policy sources cache fs
+# (tools -> fs -> control -> cache -> sources -> policy), and so does the
+# link order.
+SUBSYS := policy sources cache control fs
 $(foreach s,$(SUBSYS),$(eval $(s)_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(s)/*.c))))
 LIB_policy := $(BUILD)/libpolicy.a
 LIB_sources := $(BUILD)/libsources.a $(LIB_policy)
 LIB_cache := $(BUILD)/libcache.a $(LIB_sources)
-LIB_fs := $(BUILD)/libfs.a $(LIB_cache)
+LIB_control := $(BUILD)/libcontrol.a $(LIB_cache)
+LIB_fs := $(BUILD)/libfs.a $(LIB_control)
 LIBAF := $(LIB_fs)
 
 TOOL_SRCS := $(filter-out tools/mount_artifactfs.c,$(wildcard tools/*.c))
@@ -166,7 +168,7 @@ fuzz:
 	$(Q)for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); echo "  FUZZ    build/fuzz/$$n"; \
 		clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. \
-		$(FUSE_CFLAGS) $(PKG_CFLAGS) -o build/fuzz/$$n $$f build/fuzz/libfs.a build/fuzz/libcache.a build/fuzz/libsources.a build/fuzz/libpolicy.a $(LIBS) || exit 1; \
+		$(FUSE_CFLAGS) $(PKG_CFLAGS) -o build/fuzz/$$n $$f build/fuzz/libfs.a build/fuzz/libcontrol.a build/fuzz/libcache.a build/fuzz/libsources.a build/fuzz/libpolicy.a $(LIBS) || exit 1; \
 	done
 
 install: all
@@ -181,7 +183,7 @@ install: all
 
 clean:
 	rm -rf build/artifactfs build/mount.artifactfs build/*.a build/policy build/sources \
-		build/cache build/fs build/tools build/tests build/san build/fuzz
+		build/cache build/control build/fs build/tools build/tests build/san build/fuzz
 
 distclean:
 	rm -rf build

@@ -1,15 +1,31 @@
 /*
  * fs.h - the FUSE side of artifactfs (DESIGN §7): turns kernel requests
- * into (project, name, digest), asks policy/ for a decision and cache/ for
- * verified bytes, and replies. Nothing here parses outside input beyond
- * splitting a file name at its last '@'.
+ * into (project, name, digest), asks the catalog (control/) for the
+ * registration and policy/ for a decision, asks cache/ for verified bytes,
+ * and replies. Nothing here parses outside input beyond splitting a file
+ * name at its last '@'; nothing here talks to the network.
+ *
+ * The composition root (tools/) creates the contexts fs uses and owns
+ * them; the order of a mount is:
+ *
+ *   fs_new -> fs_mount -> fs_daemonize -> (create threads, the cache)
+ *   -> fs_set_cache -> fs_serve -> (close the cache) -> fs_free
+ *
+ * The cache must be closed after fs_serve returns and before fs_free:
+ * closing it answers every open still waiting on a fetch, and those
+ * replies need the session, which fs_free unmounts and destroys.
  */
 #ifndef FS_FS_H
 #define FS_FS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct pol_config;
+struct audit;
+struct cache;
+struct ctl_catalog;
+struct src_ctx;
 
 struct fs_mount_opts {
 	const char *mountpoint;
@@ -18,14 +34,49 @@ struct fs_mount_opts {
 	bool debug;			/* libfuse debug output */
 };
 
+/* What the filesystem uses; all must outlive it. */
+struct fs_deps {
+	const struct pol_config *cfg;
+	struct audit *audit;		/* may be NULL */
+	struct ctl_catalog *catalog;
+};
+
+/* The mounted filesystem (the FUSE session and its tables). */
+struct fs_ctx;
+
 /*
- * Mounts the filesystem described by cfg at opts->mountpoint and serves it
- * until SIGTERM/SIGINT or an unmount; SIGHUP reloads registry and policy.
- * Always mounts read-only with default_permissions and allow_other
- * (DESIGN §4). Returns 0 after a clean unmount, or a negative error (the
- * reason already logged).
+ * Creates the FUSE session (always read-only, default_permissions and
+ * allow_other, DESIGN §4) and installs the SIGTERM/SIGINT handlers that
+ * end fs_serve. Mounts nothing. Returns 0 and *out, or a negative error
+ * (logged).
  */
-int fs_mount_run(const struct pol_config *cfg, const struct fs_mount_opts *opts);
+int fs_new(const struct fs_deps *deps, const struct fs_mount_opts *opts,
+	   struct fs_ctx **out);
+/* Mounts at mountpoint. Returns 0 or -EIO (logged). */
+int fs_mount(struct fs_ctx *fs, const char *mountpoint);
+/*
+ * Detaches from the terminal unless foreground (fork: call it before any
+ * thread exists). Returns 0 or -EIO.
+ */
+int fs_daemonize(struct fs_ctx *fs, bool foreground);
+/*
+ * The cache opens are served from, and the sources it fetches with (used
+ * directly only to learn the size of a blob registered without one, until
+ * the cache does that itself); set before fs_serve.
+ */
+void fs_set_cache(struct fs_ctx *fs, struct cache *cache,
+		  struct src_ctx *srcs);
+/*
+ * Serves requests until SIGTERM/SIGINT or an unmount. Returns 0 after a
+ * clean end, or a negative error (logged); -ENOTSUP when passthrough = on
+ * and the kernel does not offer it.
+ */
+int fs_serve(struct fs_ctx *fs);
+/*
+ * Unmounts (if mounted), removes the signal handlers, destroys the
+ * session and frees the tables. fs == NULL does nothing.
+ */
+void fs_free(struct fs_ctx *fs);
 
 /*
  * Splits "name@ref" at the last '@'. Returns false when there is no '@',

@@ -10,6 +10,7 @@
 #include "../fs/fs.h"
 #include "../policy/af.h"
 #include "cli.h"
+#include "daemon.h"
 
 static const char mount_usage[] =
 	"usage: artifactfs mount [-c FILE] [-f] [-o FUSEOPTS] [-d] MOUNTPOINT\n"
@@ -82,6 +83,6 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		return EXIT_FAIL;
 	if (!opts.foreground)
 		af_log_setup(af_log_get_level(), AF_LOG_TEXT, true);
-	rc = fs_mount_run(&cli->cfg, &opts);
+	rc = daemon_run(&cli->cfg, &opts);
 	return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -1,0 +1,91 @@
+/*
+ * catalog.h - what the node knows of the control plane (DESIGN §3, §4):
+ * the registrations and the policy in force, as one immutable snapshot
+ * that readers take a reference to, and the thread that keeps it current
+ * (reload on SIGHUP and on change).
+ *
+ * The catalog sits above cache/ and below fs/ (DESIGN §1): it feeds the
+ * documents it reads to policy/'s parsers, which stay pure, and publishes
+ * the result. A reader never sees a half-built state: a reload builds a
+ * new snapshot aside and swaps it in whole; a reader holding the old one
+ * keeps it until it drops its reference.
+ *
+ * Thread-safety: every function may be called from any thread, except
+ * where stated. ctl_catalog_request_reload is async-signal-safe.
+ */
+#ifndef CTL_CATALOG_H
+#define CTL_CATALOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct pol_config;
+struct pol_registry;
+struct pol_policy;
+struct audit;
+
+struct ctl_catalog;
+
+/*
+ * A snapshot: registrations and policy as of one load. Immutable; valid
+ * until ctl_snap_put. The policy may be NULL (none known yet: every open
+ * is denied, DESIGN §4 fail closed); the registry never is.
+ */
+struct ctl_snap;
+
+const struct pol_registry *ctl_snap_registry(const struct ctl_snap *s);
+const struct pol_policy *ctl_snap_policy(const struct ctl_snap *s);
+/* Increases with every published snapshot (1 for the first). */
+uint64_t ctl_snap_generation(const struct ctl_snap *s);
+
+/*
+ * Creates an empty catalog (an empty registry, no policy) for cfg. cfg
+ * and audit (may be NULL) must outlive it. Returns 0 and *out, or -ENOMEM.
+ */
+int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
+		    struct ctl_catalog **out);
+/*
+ * Stops the reload thread if it runs and frees the catalog. Snapshots
+ * still referenced stay valid until put. c == NULL does nothing.
+ */
+void ctl_catalog_free(struct ctl_catalog *c);
+
+/*
+ * Loads registry and policy now, on the calling thread, and publishes
+ * them. initial == true: a policy file that cannot be loaded is an error
+ * (the mount must not start on a broken policy). Later loads keep the last
+ * good policy, and the last good registry when the registry folder cannot
+ * be read at all (a transient error never empties what the node knows);
+ * both say so loudly. Audits registry_loaded / policy_loaded. Returns 0,
+ * or a negative error (initial load only).
+ */
+int ctl_catalog_load(struct ctl_catalog *c, bool initial);
+
+/*
+ * Called on the reload thread after each load that published a new
+ * snapshot; why is "signal" (SIGHUP), "change" (files changed) or
+ * "initial". Set before ctl_catalog_start. fn must not block for long.
+ */
+typedef void (*ctl_reload_fn)(void *arg, const char *why);
+void ctl_catalog_on_reload(struct ctl_catalog *c, ctl_reload_fn fn, void *arg);
+
+/*
+ * Starts the reload thread: it reloads on ctl_catalog_request_reload and
+ * when the registry folder or the policy file changed (checked every
+ * registry.refresh). Call once; returns 0 or -errno.
+ */
+int ctl_catalog_start(struct ctl_catalog *c);
+/* Asks the reload thread for a reload (SIGHUP). Async-signal-safe. */
+void ctl_catalog_request_reload(struct ctl_catalog *c);
+/*
+ * The fd a signal handler writes one byte 'h' to for the same effect (so
+ * the handler needs no pointer, only a sig_atomic_t). Valid while c lives.
+ */
+int ctl_catalog_reload_fd(const struct ctl_catalog *c);
+
+/* The current snapshot with a reference taken. Never NULL. */
+struct ctl_snap *ctl_catalog_snap(struct ctl_catalog *c);
+/* Drops a reference; the last one frees the snapshot. s == NULL: nothing. */
+void ctl_snap_put(struct ctl_snap *s);
+
+#endif

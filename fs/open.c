@@ -1,0 +1,360 @@
+/*
+ * open.c - open, read, release (DESIGN §7): an open of a blob that is not
+ * verified yet waits for the cache's fetch without holding a worker
+ * thread, and is answered when the fetch ends; reads of a verified blob go
+ * through FUSE passthrough where the kernel allows, else by splice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../cache/cache.h"
+#include "../control/catalog.h"
+#include "../policy/af.h"
+#include "../policy/audit.h"
+#include "../policy/config.h"
+#include "../policy/policy.h"
+#include "ops_int.h"
+
+static void pending_put(struct fs_pending *p)
+{
+	struct fs_ctx *ctx = p->ctx;
+	bool last;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&ctx->pending_lock);
+	if (!last)
+		return;
+	pol_registration_free(p->reg);
+	free(p);
+}
+
+/* Takes the right to reply for p. True for exactly one caller. */
+static bool pending_claim(struct fs_pending *p)
+{
+	struct fs_ctx *ctx = p->ctx;
+	struct fs_pending **pp;
+	bool won = false;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	if (!p->claimed) {
+		p->claimed = true;
+		won = true;
+		for (pp = &ctx->pending; *pp; pp = &(*pp)->next) {
+			if (*pp == p) {
+				*pp = p->next;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ctx->pending_lock);
+	return won;
+}
+
+/* Kernel interrupt (Ctrl-C on a waiting open): EINTR, the fetch goes on. */
+static void open_interrupted(fuse_req_t req, void *data)
+{
+	struct fs_ctx *ctx = data;
+	struct fs_pending **pp;
+	bool won = false;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	for (pp = &ctx->pending; *pp; pp = &(*pp)->next) {
+		if ((*pp)->req == req) {
+			(*pp)->claimed = true;
+			*pp = (*pp)->next;
+			won = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ctx->pending_lock);
+	if (won)
+		fuse_reply_err(req, EINTR);
+}
+
+static void audit_open_result(struct fs_pending *p, const char *event,
+			      const char *decision, const char *reason,
+			      const char *warning)
+{
+	struct fs_ctx *ctx = p->ctx;
+	const struct pol_registration *r = p->reg;
+
+	audit_emit(ctx->audit, &(struct audit_event){
+		.event = event, .project = r->project, .name = r->name,
+		.digest = r->digest.str,
+		.source_type = pol_source_type_name(r->source_type),
+		.uri = r->uri, .has_ids = true, .uid = p->uid, .gid = p->gid,
+		.pid = p->pid, .decision = decision, .reason = reason,
+		.warning = warning,
+		.has_duration = true,
+		.duration_ms = (uint64_t)(af_now_ms() - p->started_ms),
+	});
+}
+
+/*
+ * FUSE passthrough (Linux >= 6.9, libfuse >= 3.17): a verified blob's cache
+ * file becomes the backing file of the open, so reads and mmap never reach
+ * the daemon and its pages sit once in the page cache. Kernel rules: one
+ * backing id per inode at a time, no mixing with cached opens of the same
+ * inode, and no keep_cache with passthrough (the pages belong to the
+ * backing file anyway). The id is registered at the first open and closed
+ * at the last release, never right after the reply (the kernel looks it up
+ * when the opener's open() completes).
+ */
+static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
+		      struct fuse_file_info *fi)
+{
+	struct fs_inode *n = h->inode;
+
+	fi->keep_cache = 1;		/* verified bytes never change */
+	pthread_mutex_lock(&ctx->pt_lock);
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (ctx->passthrough && !(n->pt_nopen > 0 && n->pt_fallback)) {
+		if (n->pt_backing_id <= 0) {
+			int id = fuse_passthrough_open(req, h->fd);
+
+			if (id > 0) {
+				n->pt_backing_id = id;
+			} else {
+				int e = errno;
+
+				if (!ctx->pt_said) {
+					af_log(ctx->pt_required ? AF_LOG_ERROR : AF_LOG_WARN,
+					       "passthrough: cannot register a backing file (%s): reads go through the daemon (splice)",
+					       strerror(e));
+					ctx->pt_said = true;
+				}
+				if (e == EPERM)
+					ctx->passthrough = false;	/* no CAP_SYS_ADMIN */
+			}
+		}
+		if (n->pt_backing_id > 0) {
+			fi->backing_id = n->pt_backing_id;
+			fi->keep_cache = 0;
+			h->passthrough = true;
+		}
+	}
+#else
+	(void)req;
+#endif
+	n->pt_fallback = !h->passthrough;
+	n->pt_nopen++;
+	pthread_mutex_unlock(&ctx->pt_lock);
+}
+
+static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
+{
+	struct fs_inode *n = h->inode;
+
+	pthread_mutex_lock(&ctx->pt_lock);
+	if (n->pt_nopen > 0)
+		n->pt_nopen--;
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (n->pt_nopen == 0 && n->pt_backing_id > 0) {
+		fuse_passthrough_close(req, n->pt_backing_id);
+		n->pt_backing_id = 0;
+	}
+#else
+	(void)req;
+#endif
+	if (n->pt_nopen == 0)
+		n->pt_fallback = false;
+	pthread_mutex_unlock(&ctx->pt_lock);
+}
+
+static void handle_free(void *obj)
+{
+	struct fs_handle *h = obj;
+
+	close(h->fd);
+	free(h);
+}
+
+/*
+ * Replies to a claimed open: err from the cache, or the verified file.
+ * Called once per open, from a FUSE worker or a cache thread.
+ */
+static void finish_open(struct fs_pending *p, int err)
+{
+	struct fs_ctx *ctx = p->ctx;
+	struct fs_handle *h;
+	uint64_t size;
+	int fd;
+
+	if (err < 0) {
+		audit_open_result(p, "open_denied", "deny", af_strerror(err), NULL);
+		fuse_reply_err(p->req, af_errno(err));
+		return;
+	}
+	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size);
+	if (fd < 0) {
+		/* Evicted between verification and open: rare; the caller retries. */
+		audit_open_result(p, "open_denied", "deny", af_strerror(fd), NULL);
+		fuse_reply_err(p->req, EIO);
+		return;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		close(fd);
+		fuse_reply_err(p->req, ENOMEM);
+		return;
+	}
+	h->fd = fd;
+	h->inode = p->inode;
+	p->fi.fh = fs_handles_add(&ctx->handles, h, handle_free);
+	if (!p->fi.fh) {
+		handle_free(h);
+		fuse_reply_err(p->req, ENOMEM);
+		return;
+	}
+	p->fi.direct_io = 0;
+	p->fi.noflush = 1;
+	pt_attach(ctx, p->req, h, &p->fi);
+	if (fuse_reply_open(p->req, &p->fi) != 0) {
+		/* The kernel gave up on the request: no release will come. */
+		pt_detach(ctx, p->req, h);
+		fs_handles_close(&ctx->handles, p->fi.fh);
+		return;
+	}
+	atomic_fetch_add(&ctx->opens, 1);
+	audit_open_result(p, "open", "allow", NULL,
+			  pol_registration_deprecated(p->reg) ? "deprecated" : NULL);
+}
+
+static void open_fetched(void *arg, int err)
+{
+	struct fs_pending *p = arg;
+
+	if (pending_claim(p))
+		finish_open(p, err);
+	pending_put(p);
+}
+
+/* A background fetch started by O_NONBLOCK: nobody to answer. */
+static void nonblock_fetched(void *arg, int err)
+{
+	(void)arg;
+	(void)err;
+}
+
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
+	const struct fuse_ctx *fc = fuse_req_ctx(req);
+	struct fs_pending *p;
+	char reason[256];
+	int denied = 0, rc;
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (n->kind != FS_BLOB) {
+		fuse_reply_err(req, n->kind == FS_CHANNEL ? ELOOP : EISDIR);
+		return;
+	}
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p->ctx = ctx;
+	p->req = req;
+	p->inode = n;
+	p->fi = *fi;
+	p->uid = fc->uid;
+	p->gid = fc->gid;
+	p->pid = fc->pid;
+	p->started_ms = af_now_ms();
+	p->refs = 1;
+	p->reg = fs_blob_registration(ctx, n, &denied, reason, sizeof(reason));
+	if (!p->reg) {
+		fs_audit_unregistered(ctx, req, n->project, n->name, n->ref);
+		fuse_reply_err(req, ENOENT);
+		free(p);
+		return;
+	}
+	if (denied) {
+		audit_open_result(p, "open_denied", "deny", reason, NULL);
+		fuse_reply_err(req, EACCES);
+		pending_put(p);
+		return;
+	}
+
+	if (fi->flags & O_NONBLOCK) {
+		rc = cache_ensure(ctx->cache, p->reg, nonblock_fetched, NULL, NULL);
+		if (rc == -EINPROGRESS) {
+			fuse_reply_err(req, EAGAIN);
+			pending_put(p);
+			return;
+		}
+		p->claimed = true;
+		finish_open(p, rc);
+		pending_put(p);
+		return;
+	}
+
+	/* Register for interrupts before the fetch can end (see pending_claim). */
+	pthread_mutex_lock(&ctx->pending_lock);
+	p->next = ctx->pending;
+	ctx->pending = p;
+	p->refs = 2;		/* this function, and open_fetched */
+	pthread_mutex_unlock(&ctx->pending_lock);
+	fuse_req_interrupt_func(req, open_interrupted, ctx);
+
+	rc = cache_ensure(ctx->cache, p->reg, open_fetched, p, NULL);
+	if (rc != -EINPROGRESS) {
+		/* done will not be called: drop its reference, answer here. */
+		pthread_mutex_lock(&ctx->pending_lock);
+		p->refs--;
+		pthread_mutex_unlock(&ctx->pending_lock);
+		if (pending_claim(p))
+			finish_open(p, rc);
+	}
+	pending_put(p);
+}
+
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_handle *h = fs_handles_get(&ctx->handles, fi->fh);
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	(void)ino;
+	if (!h) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	atomic_fetch_add(&ctx->reads, 1);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = h->fd;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	fs_handles_put(&ctx->handles, fi->fh);
+}
+
+void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_handle *h = fs_handles_get(&ctx->handles, fi->fh);
+
+	(void)ino;
+	if (h) {
+		pt_detach(ctx, req, h);
+		fs_handles_put(&ctx->handles, fi->fh);
+		fs_handles_close(&ctx->handles, fi->fh);
+	}
+	fuse_reply_err(req, 0);
+}
+

@@ -1,0 +1,134 @@
+/*
+ * ops_int.h - private to fs/: the daemon context every FUSE operation
+ * receives as userdata, and the operations, one file per concern:
+ *
+ *   attr.c      lookup, getattr, readlink, statfs; what the catalog says
+ *   dir.c       opendir, readdir, releasedir
+ *   open.c      open (waiting on the fetch), read, release, passthrough
+ *   xattr.c     getxattr, listxattr (DESIGN §7)
+ *   readonly.c  every write-type operation: EROFS
+ *   session.c   init, the operations table, the session's life cycle
+ */
+#ifndef FS_OPS_INT_H
+#define FS_OPS_INT_H
+
+#define FUSE_USE_VERSION 312
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "fs_int.h"
+
+struct pol_config;
+struct pol_registration;
+struct audit;
+struct cache;
+struct ctl_catalog;
+struct src_ctx;
+
+#define FS_ENTRY_TIMEOUT 1.0	/* DESIGN §3: at most a second of kernel caching */
+#define FS_XATTR_PREFIX "user.artifact."
+
+/*
+ * The daemon context: the FUSE userdata (STYLE.md "Memory and
+ * concurrency"). The dependencies are the composition root's (tools/):
+ * fs uses them, never creates or frees them.
+ */
+struct fs_ctx {
+	const struct pol_config *cfg;
+	struct audit *audit;
+	struct ctl_catalog *catalog;	/* registrations and policy */
+	struct cache *cache;		/* set before the session serves */
+	/*
+	 * Only for the size of a blob registered without one (attr.c), until
+	 * the cache learns sizes itself (issue 10, item 8).
+	 */
+	struct src_ctx *srcs;
+	struct fuse_session *se;
+	struct fs_inodes inodes;
+	struct fs_handles handles;	/* open files and directories */
+
+	pthread_mutex_t pending_lock;
+	struct fs_pending *pending;	/* guarded by pending_lock */
+
+	long long mounted_at;		/* epoch seconds: times of directories */
+	bool mounted;			/* fuse_session_mount succeeded */
+	bool passthrough;		/* negotiated at init, cleared on EPERM */
+	bool pt_said;			/* fallback logged once; guarded by pt_lock */
+	bool pt_required;		/* [fs] passthrough = on */
+	bool pt_missing;		/* required but not offered by the kernel */
+	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
+	_Atomic uint64_t reads;		/* read requests served by the daemon */
+	_Atomic uint64_t opens;
+};
+
+/* An open waiting for its fetch (DESIGN §7: replied when the fetch ends). */
+struct fs_pending {
+	struct fs_ctx *ctx;
+	fuse_req_t req;
+	struct fuse_file_info fi;	/* copy: the kernel's is gone once we return */
+	struct pol_registration *reg;
+	struct fs_inode *inode;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	long long started_ms;
+	bool claimed;			/* guarded by ctx->pending_lock */
+	int refs;			/* guarded by ctx->pending_lock */
+	struct fs_pending *next;	/* guarded by ctx->pending_lock */
+};
+
+struct fs_handle {
+	int fd;
+	struct fs_inode *inode;
+	bool passthrough;	/* reads go straight to the backing file */
+};
+
+/* attr.c: what the catalog says of an inode. */
+
+/*
+ * Finds the registration of a blob inode in the current snapshot and
+ * decides on it. Returns a copy (caller frees) or NULL (unregistered).
+ * *denied gets AF_EDENIED or 0, with the reason.
+ */
+struct pol_registration *fs_blob_registration(struct fs_ctx *ctx,
+					      const struct fs_inode *n,
+					      int *denied, char *reason,
+					      size_t reasonlen);
+/* Owner gid of a project's files (DESIGN §4); *has_gid false: root. */
+void fs_project_mode(struct fs_ctx *ctx, const char *project, gid_t *gid,
+		     bool *has_gid);
+/* Size of a blob without fetching it (DESIGN §2). */
+uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
+		      const struct pol_registration *r, int denied);
+/* Audits lookup_unregistered for the requester of req. */
+void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
+			   const char *project, const char *name,
+			   const char *digest);
+
+/* The operations (each replies exactly once). */
+void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readlink(fuse_req_t req, fuse_ino_t ino);
+void fs_statfs(fuse_req_t req, fuse_ino_t ino);
+void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	     struct fuse_file_info *fi);
+void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size);
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+/* readonly.c: sets every write-type operation of ops to EROFS (DESIGN §7). */
+void fs_readonly_fill(struct fuse_lowlevel_ops *ops);
+
+#endif
