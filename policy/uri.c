@@ -71,7 +71,30 @@ static size_t seg_len(const char *p, const char *end)
 	return (size_t)((slash ? slash : end) - p);
 }
 
-/* True when the path [p, end) has a "." or ".." segment. */
+/*
+ * True when the segment [p, p + n) is "." or "..", also written with
+ * %2e/%2E (RFC 3986 §2.3: an encoded unreserved character is the same
+ * character, so a server or curl may remove it as a dot segment, §5.2.4).
+ */
+static bool is_dot_segment(const char *p, size_t n)
+{
+	size_t dots = 0, i = 0;
+
+	while (i < n) {
+		if (p[i] == '.') {
+			i++;
+		} else if (n - i >= 3 && p[i] == '%' && p[i + 1] == '2' &&
+			   (p[i + 2] == 'e' || p[i + 2] == 'E')) {
+			i += 3;
+		} else {
+			return false;
+		}
+		dots++;
+	}
+	return dots == 1 || dots == 2;
+}
+
+/* True when [p, end) (authority and path) has a dot segment. */
 static bool has_dot_segment(const char *p, const char *end)
 {
 	while (p < end) {
@@ -80,8 +103,7 @@ static bool has_dot_segment(const char *p, const char *end)
 		while (p < end && *p == '/')
 			p++;
 		n = seg_len(p, end);
-		if ((n == 1 && p[0] == '.') ||
-		    (n == 2 && p[0] == '.' && p[1] == '.'))
+		if (is_dot_segment(p, n))
 			return true;
 		p += n;
 	}
@@ -118,6 +140,12 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 				   i);
 			return AF_EPARSE;
 		}
+		if (c == '\\') {
+			pol_seterr(err, errlen,
+				   "uri has a backslash at offset %zu (not a valid registration: it may be read as a path separator)",
+				   i);
+			return AF_EPARSE;
+		}
 	}
 	sep = strstr(uri, "://");
 	if (!sep) {
@@ -128,6 +156,15 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 	auth_end = auth + strcspn(auth, "/?#");
 	path_end = auth_end + strcspn(auth_end, "?#");
 	alen = (size_t)(auth_end - auth);
+	/*
+	 * DESIGN §2: policy prefixes and credential scopes compare the URI as
+	 * written, so it must mean what it says: no "." or ".." segment.
+	 */
+	if (has_dot_segment(auth, path_end)) {
+		pol_seterr(err, errlen,
+			   "uri has a \".\" or \"..\" dot segment (also as %%2e): not a valid registration");
+		return AF_EPARSE;
+	}
 	if (memchr(auth, '@', alen)) {
 		pol_seterr(err, errlen,
 			   "uri must not carry userinfo (credentials come from credentials.dir or the helper)");
@@ -232,7 +269,7 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 			return AF_EPARSE;
 		}
 		p += seg_len(p, path_end);
-		if (path_end - p < 2 || has_dot_segment(p, path_end)) {
+		if (path_end - p < 2) {
 			pol_seterr(err, errlen,
 				   "huggingface uri has no valid path in the repository (hf://org/repo/path)");
 			return AF_EPARSE;
@@ -260,11 +297,6 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		if (path_end - auth_end < 2 || *path_end != '\0') {
 			pol_seterr(err, errlen,
 				   "file uri must be \"file:///absolute/path\" without query or fragment");
-			return AF_EPARSE;
-		}
-		if (has_dot_segment(auth_end, path_end)) {
-			pol_seterr(err, errlen,
-				   "file uri must not have \".\" or \"..\" segments");
 			return AF_EPARSE;
 		}
 		return 0;

@@ -518,6 +518,11 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	if (stall_s < 1)
 		stall_s = 1;
 	curl_easy_setopt(h, CURLOPT_URL, url);
+	/*
+	 * What policy and the credential scopes checked is what is asked
+	 * for: curl must not collapse "/a/../b" (DESIGN §2, §5b).
+	 */
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, j);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, ENG_USER_AGENT);

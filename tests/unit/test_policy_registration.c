@@ -430,7 +430,7 @@ static void test_uri_forms(void **state)
 		  "source.source_ref: required for huggingface" },
 		{ "huggingface", "hf://org/repo", "abc", "no valid path" },
 		{ "huggingface", "hf://org", "abc", "no repository" },
-		{ "huggingface", "hf://org/repo/../x", "abc", "no valid path" },
+		{ "huggingface", "hf://org/repo/../x", "abc", "dot segment" },
 		{ "artifact_store", "artifact-store://team/models", NULL, NULL },
 		{ "artifact_store", "artifact-store://", NULL,
 		  "no repository" },
@@ -439,7 +439,7 @@ static void test_uri_forms(void **state)
 		{ "file", "file:///srv/blobs/a.bin", NULL, NULL },
 		{ "file", "file://host/srv/a.bin", NULL, "file:///absolute" },
 		{ "file", "file:///", NULL, "file:///absolute" },
-		{ "file", "file:///srv/../etc/shadow", NULL, "\"..\" segments" },
+		{ "file", "file:///srv/../etc/shadow", NULL, "dot segment" },
 		{ "file", "file:///srv/a?x=1", NULL, "without query" },
 	};
 	struct pol_registration *r;
@@ -518,6 +518,81 @@ static void test_uri_secrets(void **state)
 	assert_int_equal(pol_uri_check(POL_SRC_HTTPS, "", NULL, 0), AF_EPARSE);
 }
 
+/*
+ * DESIGN §2: a URI with a dot segment, plain or percent-encoded, a
+ * backslash or a control character is not a valid registration, for every
+ * type: prefix rules and credential scopes compare the URI as written, and
+ * "team-a/../team-b/x" must not pass a rule for "team-a/" (issue 10 item 1).
+ */
+static void test_uri_dot_segments(void **state)
+{
+	static const struct {
+		enum pol_source_type type;
+		const char *uri;
+	} bad[] = {
+		{ POL_SRC_HTTPS, "https://h/team-a/../team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/./x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/.." },
+		{ POL_SRC_HTTPS, "https://h/team-a/." },
+		{ POL_SRC_HTTPS, "https://h/../x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2e%2e/team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2E%2E/team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/.%2e/team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2E./team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2e/x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2e%2e?x=1" },
+		{ POL_SRC_HTTPS, "http://127.0.0.1:8080/a/../b" },
+		{ POL_SRC_HTTPS, "https://h/team-a\\..\\team-b/x" },
+		{ POL_SRC_HTTPS, "https://h/a\\b" },
+		{ POL_SRC_S3, "s3://bucket/team-a/../team-b/key" },
+		{ POL_SRC_S3, "s3://bucket/%2e%2e/key" },
+		{ POL_SRC_GCS, "gs://bucket/a/./b" },
+		{ POL_SRC_AZURE_BLOB,
+		  "https://acct.blob.core.windows.net/c/a/../b" },
+		{ POL_SRC_AZURE_BLOB,
+		  "https://acct.blob.core.windows.net/../c/b" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/a/%2e%2e/b" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/../repo/b" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/../other" },
+		{ POL_SRC_FILE, "file:///srv/%2e%2e/etc/shadow" },
+	};
+	static const struct {
+		enum pol_source_type type;
+		const char *uri;
+	} good[] = {
+		{ POL_SRC_HTTPS, "https://h/team-a/..x/y" },
+		{ POL_SRC_HTTPS, "https://h/team-a/x../y" },
+		{ POL_SRC_HTTPS, "https://h/team-a/.hidden" },
+		{ POL_SRC_HTTPS, "https://h/team-a/...x" },
+		{ POL_SRC_HTTPS, "https://h/team-a/%2e%2ex" },
+		{ POL_SRC_HTTPS, "https://h/a.b/c..d/e.bin" },
+		{ POL_SRC_HTTPS, "https://h/a?path=../b" },
+		{ POL_SRC_S3, "s3://bucket/dir/file.tar.gz" },
+	};
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (pol_uri_check(bad[i].type, bad[i].uri, err, sizeof(err)) !=
+		    AF_EPARSE)
+			fail_msg("%s: accepted", bad[i].uri);
+		assert_true(strlen(err) > 0);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (pol_uri_check(good[i].type, good[i].uri, err,
+				  sizeof(err)) != 0)
+			fail_msg("%s: refused: %s", good[i].uri, err);
+	/* The message says what is wrong. */
+	assert_int_equal(pol_uri_check(POL_SRC_HTTPS,
+				       "https://h/team-a/%2e%2e/team-b/x",
+				       err, sizeof(err)), AF_EPARSE);
+	assert_non_null(strstr(err, "dot segment"));
+	assert_int_equal(pol_uri_check(POL_SRC_HTTPS, "https://h/a\\b", err,
+				       sizeof(err)), AF_EPARSE);
+	assert_non_null(strstr(err, "backslash"));
+}
+
 static void test_uri_too_long(void **state)
 {
 	char *u = malloc(5000);
@@ -579,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_not_object),
 		cmocka_unit_test(test_uri_forms),
 		cmocka_unit_test(test_uri_secrets),
+		cmocka_unit_test(test_uri_dot_segments),
 		cmocka_unit_test(test_uri_too_long),
 		cmocka_unit_test(test_uri_redact),
 	};

@@ -624,6 +624,26 @@ static void test_norange(void **state)
 	src_close(s);
 }
 
+/*
+ * What policy checked is what is requested (issue 10 item 1): curl must not
+ * collapse dot segments (CURLOPT_PATH_AS_IS). faultd refuses a path with
+ * "..", so the request fails; collapsed, it would be served /ok/small.
+ */
+static void test_path_as_is(void **state)
+{
+	struct fixture *f = *state;
+	struct src *s = open_path(f, &f->a, "/ok/../ok/small?k=asis");
+	char reason[160];
+
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_non_null(strstr(reason, "404"));
+	assert_int_equal(log_count(&f->a, "GET /ok/../ok/small?k=asis", NULL),
+			 1);
+	assert_int_equal(log_count(&f->a, "GET /ok/small?k=asis", NULL), 0);
+	src_close(s);
+}
+
 static void test_bad_content_range(void **state)
 {
 	struct fixture *f = *state;
@@ -934,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_stall_retried),
 		cmocka_unit_test(test_stall_times_out),
 		cmocka_unit_test(test_norange),
+		cmocka_unit_test(test_path_as_is),
 		cmocka_unit_test(test_bad_content_range),
 		cmocka_unit_test(test_flip_delivers_source_bytes),
 		cmocka_unit_test(test_redirects),
