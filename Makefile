@@ -180,6 +180,10 @@ install: all
 	sed 's|/usr/local/bin|$(BINDIR)|g' tools/artifactfs.service >$(DESTDIR)$(UNITDIR)/artifactfs.service
 	test -e $(DESTDIR)/etc/artifactfs/artifactfs.conf || \
 		install -m 0644 tools/artifactfs.conf.example $(DESTDIR)/etc/artifactfs/artifactfs.conf
+	@# The daemon's user (DESIGN §13); a package's postinst does this instead.
+	if [ -z "$(DESTDIR)" ] && ! id artifactfs >/dev/null 2>&1; then \
+		useradd --system --no-create-home --home-dir /nonexistent \
+			--shell /usr/sbin/nologin artifactfs; fi
 
 clean:
 	rm -rf build/artifactfs build/mount.artifactfs build/*.a build/policy build/sources \

@@ -67,6 +67,23 @@ int fs_daemonize(struct fs_ctx *fs, bool foreground);
 void fs_set_cache(struct fs_ctx *fs, struct cache *cache,
 		  struct src_ctx *srcs);
 /*
+ * Who registers FUSE passthrough backing files and unmounts at the end
+ * (DESIGN §13). Unset, the daemon does both itself, which needs
+ * CAP_SYS_ADMIN; with privilege separation a helper process that kept it
+ * does. Each call returns as documented or -errno.
+ */
+struct fs_backing_ops {
+	int (*open)(void *arg, int fd);		/* backing id > 0 */
+	int (*close)(void *arg, int id);	/* 0 */
+	int (*unmount)(void *arg);		/* 0 */
+	void *arg;
+};
+/* Sets them (copied); before fs_serve. */
+void fs_set_backing(struct fs_ctx *fs, const struct fs_backing_ops *ops);
+/* The FUSE connection's fd (/dev/fuse), for the helper to share. */
+int fs_session_fd(struct fs_ctx *fs);
+
+/*
  * Serves requests until SIGTERM/SIGINT or an unmount. Returns 0 after a
  * clean end, or a negative error (logged); -ENOTSUP when passthrough = on
  * and the kernel does not offer it.

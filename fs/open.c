@@ -105,6 +105,33 @@ static void audit_open_result(struct fs_pending *p, const char *event,
  * at the last release, never right after the reply (the kernel looks it up
  * when the opener's open() completes).
  */
+#ifdef FUSE_CAP_PASSTHROUGH
+/* The backing id for fd (> 0), or -errno; through the privileged helper
+ * when there is one (DESIGN §13). */
+static int backing_open(struct fs_ctx *ctx, fuse_req_t req, int fd)
+{
+	int id;
+
+	if (ctx->backing.open)
+		return ctx->backing.open(ctx->backing.arg, fd);
+	id = fuse_passthrough_open(req, fd);
+	return id > 0 ? id : -(errno ? errno : EIO);
+}
+
+static void backing_close(struct fs_ctx *ctx, fuse_req_t req, int id)
+{
+	int rc;
+
+	if (ctx->backing.close)
+		rc = ctx->backing.close(ctx->backing.arg, id);
+	else
+		rc = fuse_passthrough_close(req, id) < 0 ? -errno : 0;
+	if (rc < 0)
+		af_warn("passthrough: closing backing id %d: %s", id,
+			strerror(-rc));
+}
+#endif
+
 static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
 		      struct fuse_file_info *fi)
 {
@@ -115,12 +142,12 @@ static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (ctx->passthrough && !(n->pt_nopen > 0 && n->pt_fallback)) {
 		if (n->pt_backing_id <= 0) {
-			int id = fuse_passthrough_open(req, h->fd);
+			int id = backing_open(ctx, req, h->fd);
 
 			if (id > 0) {
 				n->pt_backing_id = id;
 			} else {
-				int e = errno;
+				int e = -id;
 
 				if (!ctx->pt_said) {
 					af_log(ctx->pt_required ? AF_LOG_ERROR : AF_LOG_WARN,
@@ -155,7 +182,7 @@ static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
 		n->pt_nopen--;
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (n->pt_nopen == 0 && n->pt_backing_id > 0) {
-		fuse_passthrough_close(req, n->pt_backing_id);
+		backing_close(ctx, req, n->pt_backing_id);
 		n->pt_backing_id = 0;
 	}
 #else

@@ -56,6 +56,7 @@ struct fs_ctx {
 	pthread_mutex_t pending_lock;
 	struct fs_pending *pending;	/* guarded by pending_lock */
 
+	struct fs_backing_ops backing;	/* all NULL: the daemon registers */
 	long long mounted_at;		/* epoch seconds: times of directories */
 	bool mounted;			/* fuse_session_mount succeeded */
 	bool passthrough;		/* negotiated at init, cleared on EPERM */

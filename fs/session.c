@@ -78,6 +78,14 @@ static void ctx_free(struct fs_ctx *ctx)
 	if (!ctx)
 		return;
 	if (ctx->se) {
+		/*
+		 * A helper that kept the privilege unmounts for a daemon that
+		 * dropped it; libfuse then finds the connection gone and only
+		 * closes its fd (and frees what it kept of the mount).
+		 */
+		if (ctx->mounted && ctx->backing.unmount &&
+		    ctx->backing.unmount(ctx->backing.arg) < 0)
+			af_warn("unmount through the privileged helper failed");
 		if (ctx->mounted)
 			fuse_session_unmount(ctx->se);
 		fuse_remove_signal_handlers(ctx->se);
@@ -190,7 +198,17 @@ int fs_serve(struct fs_ctx *ctx)
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		return -ENOMEM;
-	fuse_loop_cfg_set_clone_fd(loop, 1);
+	/*
+	 * A /dev/fuse fd per worker thread, when this process may open the
+	 * device (after dropping to run_as it may not, where /dev/fuse is not
+	 * 0666): then every worker reads the one session fd.
+	 */
+	if (access("/dev/fuse", R_OK | W_OK) == 0) {
+		fuse_loop_cfg_set_clone_fd(loop, 1);
+	} else {
+		af_info("/dev/fuse is not open to uid %u: workers share one fd (no clone_fd)",
+			(unsigned)getuid());
+	}
 	fuse_loop_cfg_set_max_threads(loop, 64);
 	/* > 0 is the signal that ended the loop (SIGTERM, SIGINT): a clean exit. */
 	rc = fuse_session_loop_mt(ctx->se, loop);
@@ -201,6 +219,16 @@ int fs_serve(struct fs_ctx *ctx)
 	if (ctx->pt_missing)
 		rc = -ENOTSUP;
 	return rc;
+}
+
+void fs_set_backing(struct fs_ctx *ctx, const struct fs_backing_ops *ops)
+{
+	ctx->backing = *ops;
+}
+
+int fs_session_fd(struct fs_ctx *ctx)
+{
+	return fuse_session_fd(ctx->se);
 }
 
 void fs_free(struct fs_ctx *ctx)

@@ -32,6 +32,7 @@ enum cfg_kind {
 	CFG_BOOL,
 	CFG_PASSTHROUGH,
 	CFG_MIRRORS,
+	CFG_USER,
 };
 
 struct cfg_key {
@@ -68,11 +69,13 @@ static const struct cfg_key cfg_keys[] = {
 	{ "audit", "log", CFG_PATH, F(audit_log), 0, 0 },
 	{ "audit", "syslog", CFG_BOOL, F(audit_syslog), 0, 0 },
 	{ "fs", "passthrough", CFG_PASSTHROUGH, F(passthrough), 0, 0 },
+	{ "daemon", "run_as", CFG_USER, F(run_as), 0, 0 },
 };
 #undef F
 
 static const char *const cfg_sections[] = {
 	"cache", "registry", "policy", "credentials", "fetch", "audit", "fs",
+	"daemon",
 };
 
 struct cfg_ctx {
@@ -396,6 +399,30 @@ static bool looks_secret(const char *k)
 	return false;
 }
 
+/*
+ * A system user name ([a-z_][a-z0-9_-]{0,31}, as useradd takes it) or a
+ * decimal uid; never root: dropping to root drops nothing (DESIGN §13).
+ */
+static bool user_ok(const char *v)
+{
+	size_t n = strlen(v);
+	bool digits = n > 0;
+
+	if (n == 0 || n > 32 || strcmp(v, "root") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		digits &= v[i] >= '0' && v[i] <= '9';
+	if (digits)
+		return strspn(v, "0") < n && n <= 10;
+	if (!((v[0] >= 'a' && v[0] <= 'z') || v[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') ||
+		      v[i] == '_' || v[i] == '-'))
+			return false;
+	return true;
+}
+
 static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 		     const char *v)
 {
@@ -428,6 +455,14 @@ static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 		    !host_is_loopback(v + 7)) {
 			cfg_fail(c, c->line,
 				 "%s: http:// only for a loopback address (use https://)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		return set_string((char **)(base + k->off), v);
+	case CFG_USER:
+		if (!user_ok(v)) {
+			cfg_fail(c, c->line,
+				 "%s: not a user name or a uid other than 0",
 				 k->key);
 			return AF_EPARSE;
 		}
@@ -657,5 +692,6 @@ void pol_config_release(struct pol_config *cfg)
 		free(cfg->mirrors[i]);
 	free(cfg->mirrors);
 	free(cfg->audit_log);
+	free(cfg->run_as);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -57,6 +57,9 @@ struct pol_config {
 
 	/* [fs] */
 	enum pol_passthrough passthrough;	/* default auto */
+
+	/* [daemon] */
+	char *run_as;			/* NULL: stay root (check warns) */
 };
 
 /* Fills cfg with the defaults above. Returns 0 or -ENOMEM. */

@@ -42,6 +42,15 @@ const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
 					       const char *ref, char *err,
 					       size_t errlen);
 
+/*
+ * With [daemon] run_as set and started as root, becomes that user for
+ * good (the cache belongs to it, DESIGN §13), after handing it the cache
+ * folder: files a root command made would lock the daemon out. Call after
+ * opening what needs root (the audit log) and before the cache. Prints
+ * the error. Returns 0 or EXIT_FAIL.
+ */
+int cli_run_as(struct cli *cli);
+
 /* Formats a byte count as "1.5 GiB" into buf. Returns buf. */
 char *cli_human_size(unsigned long long n, char *buf, size_t len);
 

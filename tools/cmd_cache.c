@@ -417,6 +417,10 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	}
 	if (audit_open(cli->cfg.audit_log, cli->cfg.audit_syslog, &audit) < 0)
 		audit = NULL;
+	if (cli_run_as(cli)) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
 	if (cache_open(&cli->cfg, NULL, audit, &c) < 0) {
 		fprintf(stderr, "artifactfs cache: cannot open the cache at %s\n",
 			cli->cfg.cache_dir);

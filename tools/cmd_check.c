@@ -95,6 +95,9 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	cli->cfg_loaded = true;
 
+	if (!cli->cfg.run_as)
+		emit(&st, "warning",
+		     "[daemon] run_as is not set: the daemon would run as root with every capability, parsing network input (DESIGN §13)");
 	if (!cli->cfg.policy_file) {
 		emit(&st, "note", "no [policy] file: every open is denied (fail closed)");
 	} else {

@@ -341,6 +341,8 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 	if (audit_open(cli->cfg.audit_log, cli->cfg.audit_syslog, &audit) < 0)
 		af_warn("audit log %s cannot be opened: events go to no file",
 			cli->cfg.audit_log);
+	if (cli_run_as(cli))
+		goto out_cache;
 	if (src_ctx_new(&cli->cfg, &srcs) < 0 ||
 	    cache_open(&cli->cfg, srcs, audit, &st.cache) < 0) {
 		fprintf(stderr, "artifactfs prefetch: cannot open the cache at %s\n",

@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../policy/af.h"
 #include "cli.h"
+#include "privsep.h"
 
 int cli_load_config(struct cli *cli)
 {
@@ -105,6 +107,28 @@ const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
 	if (!r)
 		snprintf(err, errlen, "%s: not registered", ref);
 	return r;
+}
+
+int cli_run_as(struct cli *cli)
+{
+	uid_t uid;
+	gid_t gid;
+	int rc;
+
+	if (!cli->cfg.run_as || geteuid() != 0)
+		return 0;
+	if (privsep_lookup_user(cli->cfg.run_as, &uid, &gid) < 0) {
+		fprintf(stderr, "artifactfs: [daemon] run_as: no such user \"%s\"\n",
+			cli->cfg.run_as);
+		return EXIT_FAIL;
+	}
+	rc = privsep_own_tree(cli->cfg.cache_dir, uid, gid);
+	if (rc < 0) {
+		fprintf(stderr, "artifactfs: cache %s: cannot hand it to %s: %s\n",
+			cli->cfg.cache_dir, cli->cfg.run_as, af_strerror(rc));
+		return EXIT_FAIL;
+	}
+	return privsep_drop(uid, gid) < 0 ? EXIT_FAIL : 0;
 }
 
 char *cli_human_size(unsigned long long n, char *buf, size_t len)

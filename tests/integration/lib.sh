@@ -67,6 +67,9 @@ af_cleanup() {
 	[ -n "$NGINX_PID" ] && kill -TERM "$NGINX_PID" 2>/dev/null
 	[ -n "$FAULTD_PID" ] && kill -TERM "$FAULTD_PID" 2>/dev/null
 	for p in $EXTRA_PIDS; do kill -TERM "$p" 2>/dev/null; done
+	if [ -n "$T" ] && [ -f "$T/.users" ]; then
+		while read -r u; do userdel "$u" 2>/dev/null; done <"$T/.users"
+	fi
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ "$FAILS" -gt 0 ] || [ "$rc" -ne 0 ]; then
 			for f in "$T"/daemon*.log; do
@@ -79,6 +82,16 @@ af_cleanup() {
 	if [ "$rc" -eq 0 ] && [ "$FAILS" -gt 0 ]; then rc=1; fi
 	echo "$TEST_NAME: $((CHECKS - FAILS)) passed, $FAILS failed"
 	exit "$rc"
+}
+
+# af_user PREFIX: creates a system user PREFIX<random> (no home, no shell),
+# prints its name; it is removed at cleanup.
+af_user() {
+	local u
+	u="$1$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$u" >/dev/null 2>&1 || return 1
+	echo "$u" >>"$T/.users"
+	echo "$u"
 }
 
 # A free TCP port on 127.0.0.1 (checked with ss; callers retry on a race).
