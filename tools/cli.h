@@ -32,10 +32,29 @@ int cli_load_config(struct cli *cli);
 int cli_load_registry(struct cli *cli, struct pol_registry **reg,
 		      struct pol_policy **pol, bool verbose);
 
+/* A REF split into its parts (DESIGN §9). */
+struct cli_ref {
+	char project[64];
+	char name[256];
+	bool has_digest;
+	struct pol_digest digest;	/* when has_digest */
+	char channel[64];		/* otherwise */
+};
+
+/*
+ * Checks the form of REF ("project/name@algo:hex" or
+ * "project/name@channel", each part valid per DESIGN §2) and splits it
+ * into *out. Returns 0, or -EINVAL with a message naming REF in err (a
+ * usage error: nothing was looked up).
+ */
+int cli_parse_ref(const char *ref, struct cli_ref *out, char *err,
+		  size_t errlen);
+
 /*
  * Resolves REF ("project/name@digest" or "project/name@channel") to a
  * registration in reg. Returns it (owned by reg) or NULL with a message in
- * err.
+ * err that names REF and what is missing: a malformed REF, no record of
+ * project/name, or no (readable) record claiming the channel.
  */
 const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
 					       const struct pol_policy *pol,

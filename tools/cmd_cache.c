@@ -30,7 +30,18 @@ static const char cache_usage[] =
 	"  verify [--quick] [DIGEST...]  re-check verified blobs (all by default);\n"
 	"                              --quick checks each chunk's xxh3 only\n"
 	"  gc                          drop quarantined records, stale partial\n"
-	"                              blobs and data files the index does not know\n";
+	"                              blobs and data files the index does not know\n"
+	"\n"
+	"evict, verify and gc end with one summary line (what was removed or\n"
+	"verified, and the bytes); evicting a digest that is not cached says so\n"
+	"and is not an error.\n"
+	"\n"
+	"  -c, --config FILE           config file (default " POL_CONFIG_DEFAULT_PATH ")\n"
+	"  --json                      one JSON object per line\n"
+	"  --to SIZE                   with evict\n"
+	"  --older-than DUR            with evict\n"
+	"  --quick                     with verify\n"
+	"  -h, --help                  this help\n";
 
 struct blob_list {
 	struct cache_info *v;
@@ -138,24 +149,96 @@ static int do_stats(struct cli *cli, struct cache *c)
 	return EXIT_OK;
 }
 
-static int report(struct cli *cli, const char *action, const char *digest,
-		  int rc)
+/* What one evict, verify or gc run did, for its summary line. */
+struct tally {
+	const char *action;	/* "evict", "verify", "gc" */
+	unsigned done;		/* blobs evicted or verified, records dropped */
+	unsigned files;		/* gc: data files the index did not know */
+	unsigned not_cached;	/* evict DIGEST: nothing to evict */
+	unsigned failed;
+	uint64_t bytes;		/* bytes removed or verified */
+};
+
+/* One line per blob: "evicted DIGEST (1.0 MiB)", or a JSON object. */
+static void report(struct cli *cli, struct tally *t, const char *digest,
+		   int rc, uint64_t bytes)
 {
-	if (cli->json) {
-		if (rc == 0)
-			print_line(json_pack("{s:s, s:s, s:s}", "event", action,
-					     "digest", digest, "result", "ok"));
-		else
-			print_line(json_pack("{s:s, s:s, s:s, s:s}", "event", action,
-					     "digest", digest, "result", "error",
-					     "error", af_strerror(rc)));
-	} else if (rc == 0) {
-		printf("%s %s\n", action, digest);
+	const char *result = rc == 0 ? "ok" :
+			     rc == -ENOENT && strcmp(t->action, "evict") == 0 ?
+			     "not_cached" : "error";
+	char sz[32];
+
+	if (rc == 0) {
+		t->done++;
+		t->bytes += bytes;
+	} else if (strcmp(result, "not_cached") == 0) {
+		t->not_cached++;
 	} else {
-		fprintf(stderr, "artifactfs cache %s: %s: %s\n", action, digest,
-			af_strerror(rc));
+		t->failed++;
 	}
-	return rc == 0 ? 0 : 1;
+	if (cli->json) {
+		if (rc == 0 || strcmp(result, "not_cached") == 0)
+			print_line(json_pack("{s:s, s:s, s:s, s:I}", "event", t->action,
+					     "digest", digest, "result", result,
+					     "bytes", (json_int_t)(rc ? 0 : bytes)));
+		else
+			print_line(json_pack("{s:s, s:s, s:s, s:s}", "event", t->action,
+					     "digest", digest, "result", result,
+					     "error", af_strerror(rc)));
+		return;
+	}
+	if (rc == 0)
+		printf("%s %s (%s)\n",
+		       strcmp(t->action, "verify") == 0 ? "verified" :
+		       strcmp(t->action, "evict") == 0 ? "evicted" : "removed",
+		       digest, cli_human_size(bytes, sz, sizeof(sz)));
+	else if (strcmp(result, "not_cached") == 0)
+		printf("not cached %s\n", digest);
+	else
+		fprintf(stderr, "artifactfs cache %s: %s: %s\n", t->action,
+			digest, af_strerror(rc));
+}
+
+static const char *plural(unsigned n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+/*
+ * The one closing line of evict, verify and gc: what was removed or
+ * verified and the bytes, also when there was nothing to do.
+ */
+static int summary(struct cli *cli, const struct tally *t)
+{
+	char sz[32], extra[128] = "";
+
+	if (cli->json) {
+		print_line(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "event",
+				     "summary", "action", t->action, "count",
+				     (json_int_t)t->done, "files",
+				     (json_int_t)t->files, "not_cached",
+				     (json_int_t)t->not_cached, "failed",
+				     (json_int_t)t->failed, "bytes",
+				     (json_int_t)t->bytes));
+		return t->failed ? EXIT_FAIL : EXIT_OK;
+	}
+	cli_human_size(t->bytes, sz, sizeof(sz));
+	if (t->not_cached)
+		snprintf(extra, sizeof(extra), ", %u not cached", t->not_cached);
+	if (t->failed)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+			 ", %u failed", t->failed);
+	if (strcmp(t->action, "evict") == 0)
+		printf("evicted %u %s, %s%s\n", t->done,
+		       plural(t->done, "blob", "blobs"), sz, extra);
+	else if (strcmp(t->action, "verify") == 0)
+		printf("verified %u %s, %s%s\n", t->done,
+		       plural(t->done, "blob", "blobs"), sz, extra);
+	else
+		printf("gc: removed %u %s and %u orphan data %s, %s%s\n",
+		       t->done, plural(t->done, "record", "records"), t->files,
+		       plural(t->files, "file", "files"), sz, extra);
+	return t->failed ? EXIT_FAIL : EXIT_OK;
 }
 
 static int parse_digests(int argc, char **argv, int first,
@@ -183,17 +266,30 @@ static int parse_digests(int argc, char **argv, int first,
 	return 0;
 }
 
+/* Evicts one blob, counting the bytes it held. */
+static void evict_one(struct cli *cli, struct cache *c, struct tally *t,
+		      const struct pol_digest *d, uint64_t bytes,
+		      const char *reason)
+{
+	report(cli, t, d->str, cache_evict(c, d, reason), bytes);
+}
+
 static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 		    const char *to, const char *older, struct pol_digest *d,
 		    size_t nd)
 {
-	unsigned bad = 0;
+	struct tally t = { .action = "evict" };
 
 	if (nd) {
-		for (size_t i = 0; i < nd; i++)
-			bad += report(cli, "evict", d[i].str,
-				      cache_evict(c, &d[i], "cache evict"));
-		return bad ? EXIT_FAIL : EXIT_OK;
+		for (size_t i = 0; i < nd; i++) {
+			struct cache_info info;
+			uint64_t bytes = 0;
+
+			if (cache_stat(c, &d[i], &info) == 0)
+				bytes = info.bytes_present;
+			evict_one(cli, c, &t, &d[i], bytes, "cache evict");
+		}
+		return summary(cli, &t);
 	}
 	qsort(l->v, l->n, sizeof(*l->v), by_last_access);
 	if (to) {
@@ -206,16 +302,16 @@ static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 		for (size_t i = 0; i < l->n; i++)
 			total += l->v[i].bytes_present;
 		for (size_t i = 0; i < l->n && total > limit; i++) {
-			int rc;
+			unsigned before = t.done;
 
 			if (l->v[i].fetching)
 				continue;
-			rc = cache_evict(c, &l->v[i].digest, "cache evict --to");
-			if (rc == 0)
+			evict_one(cli, c, &t, &l->v[i].digest,
+				  l->v[i].bytes_present, "cache evict --to");
+			if (t.done > before)
 				total -= l->v[i].bytes_present;
-			bad += report(cli, "evict", l->v[i].digest.str, rc);
 		}
-		return bad ? EXIT_FAIL : EXIT_OK;
+		return summary(cli, &t);
 	}
 	{
 		uint64_t ms;
@@ -230,37 +326,43 @@ static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 		for (size_t i = 0; i < l->n; i++) {
 			if (l->v[i].last_access >= cutoff || l->v[i].fetching)
 				continue;
-			bad += report(cli, "evict", l->v[i].digest.str,
-				      cache_evict(c, &l->v[i].digest, "cache evict --older-than"));
+			evict_one(cli, c, &t, &l->v[i].digest,
+				  l->v[i].bytes_present, "cache evict --older-than");
 		}
 	}
-	return bad ? EXIT_FAIL : EXIT_OK;
+	return summary(cli, &t);
 }
 
 static int do_verify(struct cli *cli, struct cache *c, struct blob_list *l,
 		     bool quick, struct pol_digest *d, size_t nd)
 {
-	unsigned bad = 0;
+	struct tally t = { .action = "verify" };
 
 	if (nd) {
-		for (size_t i = 0; i < nd; i++)
-			bad += report(cli, "verify", d[i].str, cache_verify(c, &d[i], quick));
-		return bad ? EXIT_FAIL : EXIT_OK;
+		for (size_t i = 0; i < nd; i++) {
+			struct cache_info info;
+			uint64_t bytes = 0;
+
+			if (cache_stat(c, &d[i], &info) == 0)
+				bytes = info.size;
+			report(cli, &t, d[i].str, cache_verify(c, &d[i], quick),
+			       bytes);
+		}
+		return summary(cli, &t);
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		if (l->v[i].state != CACHE_VERIFIED)
 			continue;
-		bad += report(cli, "verify", l->v[i].digest.str,
-			      cache_verify(c, &l->v[i].digest, quick));
+		report(cli, &t, l->v[i].digest.str,
+		       cache_verify(c, &l->v[i].digest, quick), l->v[i].size);
 	}
-	return bad ? EXIT_FAIL : EXIT_OK;
+	return summary(cli, &t);
 }
 
 /* Removes data files under blobs/ that the index does not know. */
-static unsigned gc_orphans(struct cli *cli, struct cache *c)
+static void gc_orphans(struct cli *cli, struct cache *c, struct tally *t)
 {
 	static const char *const algos[] = { "sha256", "sha512" };
-	unsigned removed = 0;
 
 	for (size_t a = 0; a < 2; a++) {
 		char dir[4096];
@@ -288,6 +390,8 @@ static unsigned gc_orphans(struct cli *cli, struct cache *c)
 				char ds[POL_DIGEST_STR_MAX + 8], path[4400];
 				struct pol_digest dg;
 				struct cache_info info;
+				struct stat sb;
+				uint64_t bytes = 0;
 
 				if (f->d_name[0] == '.')
 					continue;
@@ -299,22 +403,25 @@ static unsigned gc_orphans(struct cli *cli, struct cache *c)
 				if (pol_digest_parse(ds, &dg, NULL, 0) == 0 &&
 				    cache_stat(c, &dg, &info) == 0)
 					continue;
+				/* Allocated bytes: the files are sparse. */
+				if (lstat(path, &sb) == 0)
+					bytes = (uint64_t)sb.st_blocks * 512;
 				if (unlink(path) == 0) {
-					removed++;
-					report(cli, "gc", ds, 0);
+					report(cli, t, ds, 0, bytes);
+					t->done--;
+					t->files++;
 				}
 			}
 			closedir(d);
 		}
 		closedir(top);
 	}
-	return removed;
 }
 
 static int do_gc(struct cli *cli, struct cache *c, struct blob_list *l)
 {
 	long long stale = (long long)time(NULL) - 24 * 3600;
-	unsigned bad = 0;
+	struct tally t = { .action = "gc" };
 
 	for (size_t i = 0; i < l->n; i++) {
 		const struct cache_info *in = &l->v[i];
@@ -323,11 +430,12 @@ static int do_gc(struct cli *cli, struct cache *c, struct blob_list *l)
 			continue;
 		if (in->state == CACHE_QUARANTINED ||
 		    (in->state == CACHE_PARTIAL && in->last_access < stale))
-			bad += report(cli, "gc", in->digest.str,
-				      cache_evict(c, &in->digest, "cache gc"));
+			report(cli, &t, in->digest.str,
+			       cache_evict(c, &in->digest, "cache gc"),
+			       in->bytes_present);
 	}
-	gc_orphans(cli, c);
-	return bad ? EXIT_FAIL : EXIT_OK;
+	gc_orphans(cli, c, &t);
+	return summary(cli, &t);
 }
 
 int cmd_cache(struct cli *cli, int argc, char **argv)

@@ -18,7 +18,12 @@ static const char check_usage[] =
 	"usage: artifactfs check [-c FILE] [--json]\n"
 	"\n"
 	"Validates the config file, the policy and every registration, and lists\n"
-	"the problems found (file, field, line). Exit 0 when there is none.\n";
+	"the problems found (file, field, line), then a summary line. Exit 0 when\n"
+	"there is none.\n"
+	"\n"
+	"  -c, --config FILE   config file (default " POL_CONFIG_DEFAULT_PATH ")\n"
+	"  --json              one JSON object per problem, then a summary object\n"
+	"  -h, --help          this help\n";
 
 struct check_state {
 	struct cli *cli;
@@ -43,6 +48,32 @@ static void emit(struct check_state *st, const char *level, const char *msg)
 		return;
 	}
 	printf("%s: %s\n", level, msg);
+}
+
+/*
+ * The last line, also when all is well: text "N registrations, E errors,
+ * K notes"; with --json one object {"level":"summary", …} so a script
+ * reading the lines knows the run ended and what it found.
+ */
+static void emit_summary(struct check_state *st, size_t registrations)
+{
+	if (st->cli->json) {
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:b}", "level",
+				      "summary", "registrations",
+				      (json_int_t)registrations, "errors",
+				      (json_int_t)st->errors, "notes",
+				      (json_int_t)st->notes, "ok",
+				      st->errors == 0);
+		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+		return;
+	}
+	printf("%zu registrations, %u errors, %u notes\n", registrations,
+	       st->errors, st->notes);
 }
 
 static void on_registry_problem(void *arg, const char *msg)
@@ -91,6 +122,7 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 	if (rc < 0) {
 		snprintf(msg, sizeof(msg), "%s", err);
 		emit(&st, "error", msg);
+		emit_summary(&st, 0);
 		return EXIT_FAIL;
 	}
 	cli->cfg_loaded = true;
@@ -149,9 +181,7 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 			}
 		}
 	}
-	if (!cli->json)
-		printf("%zu registrations, %u errors, %u notes\n",
-		       pol_registry_count(reg), st.errors, st.notes);
+	emit_summary(&st, pol_registry_count(reg));
 	pol_registry_free(reg);
 	pol_policy_free(pol);
 	return st.errors ? EXIT_FAIL : EXIT_OK;

@@ -1,6 +1,7 @@
 /*
  * cmd_mount.c - artifactfs mount [-c FILE] [-f] [-o FUSEOPTS] MOUNTPOINT
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +75,17 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	opts.mountpoint = argv[optind];
-	if (stat(opts.mountpoint, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-		fprintf(stderr, "artifactfs mount: %s: not a directory\n",
+	if (stat(opts.mountpoint, &sb) < 0) {
+		if (errno == ENOENT)
+			fprintf(stderr, "artifactfs mount: mount point %s does not exist (create it first)\n",
+				opts.mountpoint);
+		else
+			fprintf(stderr, "artifactfs mount: mount point %s: %s\n",
+				opts.mountpoint, strerror(errno));
+		return EXIT_FAIL;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		fprintf(stderr, "artifactfs mount: mount point %s is not a directory\n",
 			opts.mountpoint);
 		return EXIT_FAIL;
 	}

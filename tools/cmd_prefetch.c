@@ -30,10 +30,14 @@ static const char prefetch_usage[] =
 	"Fetches and verifies artifacts into the local cache, so that the first\n"
 	"open on the mount is instant. REF is project/name@algo:hex or\n"
 	"project/name@channel. LISTFILE holds one REF per line (# comments).\n"
+	"A malformed REF is a usage error (exit 2); one that is not registered\n"
+	"or fails to fetch makes the exit status 1.\n"
 	"\n"
-	"  -j N        fetch N artifacts at once (default 2)\n"
-	"  -f FILE     read REFs from FILE (- for standard input)\n"
-	"  --json      one JSON object per event on stdout\n";
+	"  -c, --config FILE    config file (default " POL_CONFIG_DEFAULT_PATH ")\n"
+	"  -j, --jobs N         fetch N artifacts at once (default 2)\n"
+	"  -f, --file LISTFILE  read REFs from LISTFILE (- for standard input)\n"
+	"  --json               one JSON object per event on stdout\n"
+	"  -h, --help           this help\n";
 
 struct pf_item {
 	char *ref;
@@ -309,6 +313,18 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out_refs;
 	}
+	/* A malformed REF is a usage error (DESIGN §9: exit 2), before any work. */
+	for (size_t i = 0; i < nrefs; i++) {
+		struct cli_ref cr;
+		char err[512];
+
+		if (cli_parse_ref(refs[i], &cr, err, sizeof(err)) < 0) {
+			fprintf(stderr, "artifactfs prefetch: %s\n", err);
+			rc = EXIT_USAGE;
+		}
+	}
+	if (rc == EXIT_USAGE)
+		goto out_refs;
 	if (cli_load_config(cli) || cli_load_registry(cli, &reg, &pol, false))
 		goto out_refs;
 

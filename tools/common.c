@@ -67,46 +67,106 @@ int cli_load_registry(struct cli *cli, struct pol_registry **reg,
 	return 0;
 }
 
+int cli_parse_ref(const char *ref, struct cli_ref *out, char *err,
+		  size_t errlen)
+{
+	const char *slash = strchr(ref, '/');
+	const char *at = strrchr(ref, '@');
+	size_t plen, nlen;
+	char derr[256];
+
+	memset(out, 0, sizeof(*out));
+	if (!slash || !at || at < slash) {
+		snprintf(err, errlen, "%s: expected project/name@digest or project/name@channel", ref);
+		return -EINVAL;
+	}
+	plen = (size_t)(slash - ref);
+	nlen = (size_t)(at - slash - 1);
+	if (plen == 0 || plen >= sizeof(out->project) || nlen == 0 ||
+	    nlen >= sizeof(out->name)) {
+		snprintf(err, errlen, "%s: bad project or name", ref);
+		return -EINVAL;
+	}
+	memcpy(out->project, ref, plen);
+	memcpy(out->name, slash + 1, nlen);
+	if (!pol_project_valid(out->project)) {
+		snprintf(err, errlen, "%s: bad project name (want [a-z0-9][a-z0-9-]*)", ref);
+		return -EINVAL;
+	}
+	if (!pol_name_valid(out->name)) {
+		snprintf(err, errlen, "%s: bad artifact name", ref);
+		return -EINVAL;
+	}
+	if (strchr(at + 1, ':')) {
+		if (pol_digest_parse(at + 1, &out->digest, derr, sizeof(derr)) < 0) {
+			snprintf(err, errlen, "%s: %s", ref, derr);
+			return -EINVAL;
+		}
+		out->has_digest = true;
+		return 0;
+	}
+	if (!pol_channel_valid(at + 1) ||
+	    strlen(at + 1) >= sizeof(out->channel)) {
+		snprintf(err, errlen, "%s: bad channel name (want [a-z0-9-]+)", ref);
+		return -EINVAL;
+	}
+	memcpy(out->channel, at + 1, strlen(at + 1) + 1);
+	return 0;
+}
+
+/* Whether project/name has any record, and any that claims channel. */
+static void name_claims(const struct pol_registry *reg, const char *project,
+			const char *name, const char *channel, bool *named,
+			bool *claimed)
+{
+	size_t first = 0, n = pol_registry_project_range(reg, project, &first);
+
+	*named = *claimed = false;
+	for (size_t i = first; i < first + n; i++) {
+		const struct pol_registration *r = pol_registry_at(reg, i);
+
+		if (strcmp(r->name, name) != 0)
+			continue;
+		*named = true;
+		if (pol_registration_has_channel(r, channel))
+			*claimed = true;
+	}
+}
+
 const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
 					       const struct pol_policy *pol,
 					       const char *ref, char *err,
 					       size_t errlen)
 {
 	const struct pol_registration *r;
-	char project[64], name[256];
-	const char *slash = strchr(ref, '/');
-	const char *at = strrchr(ref, '@');
-	size_t plen, nlen;
-	struct pol_digest d;
+	struct cli_ref cr;
+	bool named, claimed;
 
-	if (!slash || !at || at < slash) {
-		snprintf(err, errlen, "%s: expected project/name@digest or project/name@channel", ref);
+	if (cli_parse_ref(ref, &cr, err, errlen) < 0)
 		return NULL;
+	if (cr.has_digest) {
+		r = pol_registry_find(reg, cr.project, cr.name, cr.digest.str);
+		if (!r)
+			snprintf(err, errlen, "%s: not registered", ref);
+		return r;
 	}
-	plen = (size_t)(slash - ref);
-	nlen = (size_t)(at - slash - 1);
-	if (plen == 0 || plen >= sizeof(project) || nlen == 0 || nlen >= sizeof(name)) {
-		snprintf(err, errlen, "%s: bad project or name", ref);
-		return NULL;
-	}
-	memcpy(project, ref, plen);
-	project[plen] = '\0';
-	memcpy(name, slash + 1, nlen);
-	name[nlen] = '\0';
-	if (strchr(at + 1, ':')) {
-		char derr[256];
-
-		if (pol_digest_parse(at + 1, &d, derr, sizeof(derr)) < 0) {
-			snprintf(err, errlen, "%s: %s", ref, derr);
-			return NULL;
-		}
-		r = pol_registry_find(reg, project, name, d.str);
-	} else {
-		r = pol_registry_channel(reg, pol, project, name, at + 1, NULL);
-	}
-	if (!r)
-		snprintf(err, errlen, "%s: not registered", ref);
-	return r;
+	r = pol_registry_channel(reg, pol, cr.project, cr.name, cr.channel,
+				 NULL);
+	if (r)
+		return r;
+	/* Say which part is missing (DESIGN §7: a channel no readable record claims does not exist). */
+	name_claims(reg, cr.project, cr.name, cr.channel, &named, &claimed);
+	if (!named)
+		snprintf(err, errlen, "%s: not registered (no record of %s/%s)",
+			 ref, cr.project, cr.name);
+	else if (claimed)
+		snprintf(err, errlen,
+			 "%s: no readable record claims channel %s (policy denies the records that do)",
+			 ref, cr.channel);
+	else
+		snprintf(err, errlen, "%s: no record claims channel %s", ref,
+			 cr.channel);
+	return NULL;
 }
 
 int cli_run_as(struct cli *cli)

@@ -3,6 +3,7 @@
  * ("project/name@digest" or "project/name@channel", DESIGN §9) and sizes
  * for humans.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -99,6 +100,52 @@ static void test_resolve_refused(void **state)
 	}
 }
 
+/* Which part of a REF is missing is said in words (issue 12). */
+static void test_resolve_says_what_is_missing(void **state)
+{
+	struct world *w = *state;
+	char err[512];
+
+	assert_null(cli_resolve_ref(w->reg, w->pol, "vision/m.bin@staging", err,
+				    sizeof(err)));
+	assert_string_equal(err, "vision/m.bin@staging: no record claims channel staging");
+	assert_null(cli_resolve_ref(w->reg, w->pol, "vision/x.bin@prod", err,
+				    sizeof(err)));
+	assert_non_null(strstr(err, "not registered"));
+	/* Claimed, but by records the policy denies: not readable. */
+	assert_null(cli_resolve_ref(w->reg, NULL, "vision/m.bin@prod", err,
+				    sizeof(err)));
+	assert_non_null(strstr(err, "no readable record claims channel prod"));
+}
+
+/* The form of a REF is checked before anything is looked up: usage errors. */
+static void test_parse_ref(void **state)
+{
+	static const char *const bad[] = {
+		"m.bin@prod", "vision/m.bin", "/m.bin@prod", "vision/@prod",
+		"vision/m.bin@", "Vision/m.bin@prod", "vision/.hidden@prod",
+		"vision/a/b@prod", "vision/m.bin@Prod", "vision/m.bin@sha256:12",
+		"vision/m.bin@md5:d41d8cd98f00b204e9800998ecf8427e",
+	};
+	struct cli_ref cr;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(cli_parse_ref("vision/m.bin@" D1, &cr, err, sizeof(err)), 0);
+	assert_true(cr.has_digest);
+	assert_string_equal(cr.project, "vision");
+	assert_string_equal(cr.name, "m.bin");
+	assert_string_equal(cr.digest.str, D1);
+	assert_int_equal(cli_parse_ref("vision/m.bin@prod", &cr, err, sizeof(err)), 0);
+	assert_false(cr.has_digest);
+	assert_string_equal(cr.channel, "prod");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(cli_parse_ref(bad[i], &cr, err, sizeof(err)), -EINVAL);
+		assert_non_null(strstr(err, bad[i]));
+	}
+}
+
 static void test_human_size(void **state)
 {
 	char b[32];
@@ -116,6 +163,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_resolve_refused),
+		cmocka_unit_test(test_resolve_says_what_is_missing),
+		cmocka_unit_test(test_parse_ref),
 		cmocka_unit_test(test_human_size),
 	};
 
