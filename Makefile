@@ -6,6 +6,7 @@
 #   make demo       deps, then the main job end to end on loopback
 #   make bench      benchmarks (not part of check); see docs/BENCHMARKS.md
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
+#   make tsan       ThreadSanitizer build and run of the threaded code (in check)
 #   make install    PREFIX=/usr/local DESTDIR=
 
 PREFIX ?= /usr/local
@@ -78,7 +79,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
 TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke install clean distclean \
+.PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke tsan install clean distclean \
 	$(foreach s,$(SUBSYS) tools,unit-$(s))
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -132,6 +133,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" integration
+	$(Q)$(MAKE) --no-print-directory tsan
 
 unit-bins: $(UNIT_BINS) $(TESTTOOL_BINS)
 
@@ -148,6 +150,21 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)AF_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+
+# ThreadSanitizer over the threaded fetch code (issue 11): the cache and
+# sources unit tests, and the integration tests that drive many fetches
+# and readers at once, with a TSan build in build/tsan. Part of check.
+TSAN_UNITS := $(filter build/tsan/tests/test_cache_% build/tsan/tests/test_sources_% \
+	build/tsan/tests/test_control_%,$(UNIT_SRCS:tests/unit/%.c=build/tsan/tests/%))
+TSAN_TESTS ?= t_fetch t_races t_faults
+tsan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/tsan CC=clang \
+		CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
+		all $(TSAN_UNITS)
+	$(Q)export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"; \
+		AF_BUILD=$(abspath build/tsan) sh tests/run_unit.sh $(TSAN_UNITS) && \
+		AF_BUILD=$(abspath build/tsan) AF_TESTS="$(TSAN_TESTS)" \
+		bash tests/integration/run.sh
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 5

@@ -67,6 +67,14 @@ af_cleanup() {
 	[ -n "$NGINX_PID" ] && kill -TERM "$NGINX_PID" 2>/dev/null
 	[ -n "$FAULTD_PID" ] && kill -TERM "$FAULTD_PID" 2>/dev/null
 	for p in $EXTRA_PIDS; do kill -TERM "$p" 2>/dev/null; done
+	# A sanitizer report in any daemon's log fails the test, whatever the
+	# checks saw (ASan, UBSan, TSan all say so in their first line).
+	if [ -n "$T" ] && grep -lE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
+		"$T"/daemon*.log >/dev/null 2>&1; then
+		fail "sanitizer report in $(grep -lE 'Sanitizer|runtime error:' "$T"/daemon*.log | head -n 1)"
+		grep -hE -A 30 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
+			"$T"/daemon*.log | head -n 60
+	fi
 	if [ -n "$T" ] && [ -f "$T/.users" ]; then
 		while read -r u; do userdel "$u" 2>/dev/null; done <"$T/.users"
 	fi
