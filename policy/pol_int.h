@@ -89,4 +89,46 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 			       struct pol_registration **out, char *err,
 			       size_t errlen);
 
+/*
+ * attestation_keys of a policy (DESIGN §12), parsed by attest.c and held
+ * by the policy. Immutable once parsed.
+ */
+enum pol_key_kind {
+	POL_KEY_ED25519 = 1,
+	POL_KEY_P256,
+};
+
+struct pol_attest_key {
+	char *keyid;
+	enum pol_key_kind kind;
+	void *pkey;		/* EVP_PKEY *, kept opaque to the other files */
+	char **projects;	/* NULL: every project */
+	size_t n_projects;
+};
+
+struct pol_attest_keys {
+	struct pol_attest_key *v;
+	size_t n;
+	unsigned char fp[32];	/* SHA-256 over keyids, keys and projects */
+};
+
+/*
+ * Parses the attestation_keys member v (NULL: no keys) into *keys. Returns
+ * 0, or AF_EPARSE through pol_perr_fail naming the field; never quotes a
+ * PEM. keys is released by pol_attest_keys_release either way.
+ */
+int pol_attest_keys_parse(struct pol_perr *c, json_t *v,
+			  struct pol_attest_keys *keys);
+void pol_attest_keys_release(struct pol_attest_keys *keys);
+/*
+ * Caches r's attestation result for p's keys (attest.h): copied from prev
+ * (the same record in the registry loaded before, may be NULL) when it
+ * holds the same evidence checked with the same keys, else checked now.
+ * Returns true when an envelope was checked afresh.
+ */
+bool pol_attest_fill(struct pol_registration *r, const struct pol_policy *p,
+		     const struct pol_registration *prev);
+/* The policy's keys (policy.c); never NULL for a non-NULL p. */
+const struct pol_attest_keys *pol_policy_attest_keys(const struct pol_policy *p);
+
 #endif

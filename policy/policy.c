@@ -35,6 +35,7 @@ struct pol_policy {
 	size_t n_rules;
 	struct pol_project *projects;
 	size_t n_projects;
+	struct pol_attest_keys keys;	/* attestation_keys (DESIGN §12) */
 };
 
 
@@ -52,6 +53,7 @@ void pol_policy_free(struct pol_policy *p)
 	for (size_t i = 0; i < p->n_projects; i++)
 		free(p->projects[i].name);
 	free(p->projects);
+	pol_attest_keys_release(&p->keys);
 	free(p);
 }
 
@@ -310,7 +312,8 @@ int pol_policy_parse(const char *buf, size_t len, const char *origin,
 	static const char *const keys[] = { "digest_algorithms",
 					    "readable_lifecycle_states",
 					    "min_trust_state", "sources",
-					    "projects", NULL };
+					    "projects", "attestation_keys",
+					    NULL };
 	struct pol_perr c = { origin ? origin : "policy", err, errlen };
 	char safe[POL_SAFE_BUF];
 	struct pol_policy *p = NULL;
@@ -371,6 +374,10 @@ int pol_policy_parse(const char *buf, size_t len, const char *origin,
 	if (ret < 0)
 		goto out_root;
 	ret = parse_projects(&c, json_object_get(root, "projects"), p);
+	if (ret < 0)
+		goto out_root;
+	ret = pol_attest_keys_parse(&c, json_object_get(root, "attestation_keys"),
+				    &p->keys);
 	if (ret < 0)
 		goto out_root;
 	*out = p;
@@ -475,6 +482,22 @@ int pol_policy_decide(const struct pol_policy *p,
 			   pol_trust_name(p->min_trust));
 		return AF_EDENIED;
 	}
+	/*
+	 * DESIGN §12: attested is the node's finding, not the registration's
+	 * word. Unconfirmed, the record counts as verified, which only a
+	 * minimum of attested refuses (so only then is the evidence looked at).
+	 */
+	if (p->min_trust > POL_TRUST_VERIFIED) {
+		struct pol_attest_result ar;
+
+		pol_attest_get(p, r, &ar);
+		if (ar.status != POL_ATTEST_VERIFIED) {
+			pol_seterr(reason, reasonlen,
+				   "attestation not verified: %s; trust counts as verified, below minimum %s",
+				   ar.text, pol_trust_name(p->min_trust));
+			return AF_EDENIED;
+		}
+	}
 	if (r->allowlist_decision &&
 	    strcmp(r->allowlist_decision, "allow") != 0) {
 		pol_seterr(reason, reasonlen,
@@ -506,4 +529,9 @@ bool pol_policy_project_gid(const struct pol_policy *p, const char *project,
 	if (gid)
 		*gid = hit->gid;
 	return true;
+}
+
+const struct pol_attest_keys *pol_policy_attest_keys(const struct pol_policy *p)
+{
+	return &p->keys;
 }

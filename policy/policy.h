@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "af.h"
+#include "attest.h"
 
 /* Digests (DESIGN §2): "<algo>:<lowercase hex>", sha256 or sha512. */
 #define POL_DIGEST_RAW_MAX	64
@@ -114,6 +115,23 @@ struct pol_registration {
 	long long registered_at_s;	/* epoch seconds; 0 when absent */
 	char *origin;			/* "path/file.json" or "path/file.json[2]" */
 	char *json;			/* compact JSON of the record, for snapshots */
+	/*
+	 * `attestation` (DESIGN §12): its compact JSON text, NULL when absent
+	 * or null. Evidence larger than POL_ATTEST_ENVELOPE_MAX is not kept:
+	 * attestation is then NULL and attestation_len its size (it fails as
+	 * malformed); otherwise attestation_len is strlen(attestation).
+	 */
+	char *attestation;
+	size_t attestation_len;
+	/*
+	 * Its check against a key set (attest.h), cached by
+	 * pol_registry_attest before the registry is shared: valid when
+	 * attest_cached and attest_keys_fp is the fingerprint of the policy's
+	 * keys. Never read directly: pol_attest_get.
+	 */
+	bool attest_cached;
+	unsigned char attest_keys_fp[32];
+	struct pol_attest_result attest;
 };
 
 /*
@@ -161,7 +179,9 @@ void pol_policy_free(struct pol_policy *p);
 
 /*
  * Decides whether r may be read on this node: digest algorithm allowed,
- * lifecycle readable, trust at least the minimum, the registration's own
+ * lifecycle readable, trust at least the minimum (trust_state attested
+ * counts as attested only when pol_attest_confirmed, else as verified:
+ * DESIGN §12), the registration's own
  * allowlist decision not "deny", and a source rule matching type, URI
  * prefix and project (defense in depth: re-checked here whatever the
  * registration says). p == NULL denies everything (fail closed). Returns 0

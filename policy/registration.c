@@ -86,6 +86,7 @@ void pol_registration_free(struct pol_registration *r)
 	free(r->registered_at);
 	free(r->origin);
 	free(r->json);
+	free(r->attestation);
 	free(r);
 }
 
@@ -240,6 +241,27 @@ static int parse_decision(struct pol_perr *c, json_t *v,
 		       &r->allowlist_decision);
 }
 
+/*
+ * `attestation` (DESIGN §12) is kept as text and checked against the
+ * policy's keys later (attest.h): whatever it holds, the record stays
+ * valid, and evidence that is not a DSSE envelope counts as malformed.
+ */
+static int keep_attestation(struct pol_perr *c, json_t *v,
+			    struct pol_registration *r)
+{
+	if (!v || json_is_null(v))
+		return 0;
+	r->attestation = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (!r->attestation)
+		return pol_perr_fail(c, "attestation", "out of memory");
+	r->attestation_len = strlen(r->attestation);
+	if (r->attestation_len > POL_ATTEST_ENVELOPE_MAX) {
+		free(r->attestation);
+		r->attestation = NULL;
+	}
+	return 0;
+}
+
 int pol_registration_from_json(json_t *obj, const char *origin,
 			       struct pol_registration **out, char *err,
 			       size_t errlen)
@@ -353,6 +375,9 @@ int pol_registration_from_json(json_t *obj, const char *origin,
 			goto out_free;
 	}
 
+	ret = keep_attestation(&c, json_object_get(obj, "attestation"), r);
+	if (ret < 0)
+		goto out_free;
 	ret = dup_str(&c, "origin", c.origin, &r->origin);
 	if (ret < 0)
 		goto out_free;
@@ -408,7 +433,7 @@ struct pol_registration *pol_registration_dup(const struct pol_registration *r)
 	*d = *r;
 	d->project = d->name = d->uri = d->source_ref = NULL;
 	d->content_encoding = d->allowlist_decision = NULL;
-	d->registered_at = d->origin = d->json = NULL;
+	d->registered_at = d->origin = d->json = d->attestation = NULL;
 	d->channels = NULL;
 	d->n_channels = 0;
 
@@ -425,6 +450,7 @@ struct pol_registration *pol_registration_dup(const struct pol_registration *r)
 	DUP_FIELD(registered_at);
 	DUP_FIELD(origin);
 	DUP_FIELD(json);
+	DUP_FIELD(attestation);
 #undef DUP_FIELD
 	if (r->n_channels) {
 		d->channels = calloc(r->n_channels, sizeof(*d->channels));

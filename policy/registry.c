@@ -519,3 +519,23 @@ pol_registry_channel(const struct pol_registry *g, const struct pol_policy *p,
 		*tie = best && t;
 	return best;
 }
+
+size_t pol_registry_attest(struct pol_registry *g, const struct pol_policy *p,
+			   const struct pol_registry *prev)
+{
+	size_t fresh = 0;
+
+	if (!g)
+		return 0;
+	for (size_t i = 0; i < g->n; i++) {
+		struct pol_registration *r = g->recs[i];
+		const struct pol_registration *old = NULL;
+
+		if (prev)
+			old = pol_registry_find(prev, r->project, r->name,
+						r->digest.str);
+		if (pol_attest_fill(r, p, old))
+			fresh++;
+	}
+	return fresh;
+}

@@ -2,7 +2,9 @@
  * cmd_check.c - artifactfs check [-c FILE] [--json]: validates the config,
  * the policy and every registration and lists every problem. Exit 0 when
  * there is none, 1 otherwise. Policy denials and channel ties are reported
- * as notes: they are decisions, not errors.
+ * as notes: they are decisions, not errors. A record that claims
+ * trust_state attested without evidence that verifies (DESIGN §12) is an
+ * error: the claim is false on this node, whatever the minimum.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -158,10 +160,23 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 
+	/* Each envelope checked once, as the daemon does at load. */
+	pol_registry_attest(reg, pol, NULL);
 	for (size_t i = 0; i < pol_registry_count(reg); i++) {
 		const struct pol_registration *r = pol_registry_at(reg, i);
-		char reason[256];
+		struct pol_attest_result ar;
+		char reason[512];
 
+		if (pol && r->trust == POL_TRUST_ATTESTED) {
+			pol_attest_get(pol, r, &ar);
+			if (ar.status != POL_ATTEST_VERIFIED) {
+				snprintf(msg, sizeof(msg),
+					 "%s: %s/%s@%s: trust_state attested, but the attestation does not verify: %s",
+					 r->origin, r->project, r->name,
+					 r->digest.str, ar.text);
+				emit(&st, "error", msg);
+			}
+		}
 		if (pol && pol_policy_decide(pol, r, reason, sizeof(reason)) < 0) {
 			snprintf(msg, sizeof(msg), "%s: %s/%s@%s: denied: %s", r->origin,
 				 r->project, r->name, r->digest.str, reason);
