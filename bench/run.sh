@@ -19,7 +19,7 @@
 #                     served file is read back into it, so nginx serves from
 #                     memory like a remote server would and only the client
 #                     side is cold; cold: the server reads the disk too
-#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem
+#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest
 #   BENCH_COLD        contenders of the cold figures (default: af curl
 #                     curl_sha curl_sync rclone httpdirfs)
 #   BENCH_PERF=1      perf record -g of the daemon during the first cold
@@ -47,7 +47,7 @@ BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest}
 BENCH_COLD=${BENCH_COLD:-af curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
 
@@ -63,6 +63,7 @@ case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive intege
 # Tools from Debian; installs what is missing (apt-get, like make deps).
 sh "$TOP/mk/deps.sh" nginx curl openssl fuse3 rclone httpdirfs fio util-linux \
 	procps coreutils iproute2 attr
+want attest && sh "$TOP/mk/deps.sh" python3 python3-cryptography
 case ${BENCH_PERF:-0} in
 1) sh "$TOP/mk/deps.sh" linux-perf ;;
 trace) sh "$TOP/mk/deps.sh" strace ;;
@@ -710,6 +711,126 @@ if want fanout; then
 	rm -rf "$W/cache-fan"
 fi
 
+# ---- 9: 10,000 attested registrations load (issue 15) ---------------------
+# The same 10,000 registrations three ways: no evidence (trust verified),
+# each with a DSSE envelope signed by an Ed25519 key, by an ECDSA P-256 key
+# (trust attested). `artifactfs check` loads and checks them all (registry
+# parse, policy, one signature check per envelope, as the daemon's load
+# does); the added time is the difference with the plain registry, within
+# each run. The daemon's own figure is its log line "attestation: N
+# envelopes checked in T ms" at mount, and a reload of the unchanged
+# registry must check none again (cached with the record).
+
+ATTEST_N=${BENCH_ATTEST_N:-10000}
+# gen_attest DIR KIND KEYFILE KEYID: DIR/*.json, ATTEST_N registrations.
+gen_attest() {
+	python3 - "$@" "$ATTEST_N" "$PORT" <<'PY'
+import base64, hashlib, json, os, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+out, kind, keyfile, keyid, n, port = sys.argv[1:7]
+n = int(n)
+key = None
+if kind != "plain":
+    with open(keyfile, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+T = b"application/vnd.in-toto+json"
+os.makedirs(out, exist_ok=True)
+per_file = 1000
+for start in range(0, n, per_file):
+    recs = []
+    for i in range(start, min(n, start + per_file)):
+        name = "m%05d.bin" % i
+        hexd = hashlib.sha256(name.encode()).hexdigest()
+        reg = {"project": "vision", "name": name, "artifact_kind": "blob",
+               "digest": "sha256:" + hexd,
+               "source": {"source_type": "https",
+                          "uri": "http://127.0.0.1:%s/blobs/%s" % (port, name),
+                          "size_bytes": 4096},
+               "lifecycle_state": "active", "trust_state": "verified",
+               "attestation": None, "registered_at": "2026-03-09T12:00:00Z"}
+        if key is not None:
+            st = json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                             "subject": [{"name": "vision/" + name, "digest": {"sha256": hexd}}],
+                             "predicateType": "https://example.com/artifact-publication/v1",
+                             "predicate": {}}, separators=(",", ":")).encode()
+            pae = b"DSSEv1 %d %s %d %s" % (len(T), T, len(st), st)
+            sig = key.sign(pae) if kind == "ed25519" else key.sign(pae, ec.ECDSA(hashes.SHA256()))
+            reg["trust_state"] = "attested"
+            reg["attestation"] = {"payloadType": T.decode(),
+                                  "payload": base64.b64encode(st).decode(),
+                                  "signatures": [{"keyid": keyid, "sig": base64.b64encode(sig).decode()}]}
+        recs.append(reg)
+    with open(os.path.join(out, "r%05d.json" % start), "w") as f:
+        json.dump(recs, f)
+PY
+}
+
+if want attest; then
+	say ""
+	say "== $ATTEST_N attested registrations: load and check"
+	A=$W/attest
+	mkdir -p "$A"
+	openssl genpkey -algorithm ed25519 -out "$A/ed.key" 2>/dev/null
+	openssl pkey -in "$A/ed.key" -pubout -out "$A/ed.pub"
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$A/ec.key" 2>/dev/null
+	openssl pkey -in "$A/ec.key" -pubout -out "$A/ec.pub"
+	gen_attest "$A/reg-plain" plain - -
+	gen_attest "$A/reg-ed25519" ed25519 "$A/ed.key" bench-ed
+	gen_attest "$A/reg-p256" p256 "$A/ec.key" bench-ec
+	python3 - "$W/policy.json" "$A" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    pol = json.load(f)
+pol["attestation_keys"] = [
+    {"keyid": "bench-ed", "public_key": open(sys.argv[2] + "/ed.pub").read()},
+    {"keyid": "bench-ec", "public_key": open(sys.argv[2] + "/ec.pub").read(), "projects": ["vision"]}]
+with open(sys.argv[2] + "/policy.json", "w") as f:
+    json.dump(pol, f)
+PY
+	for k in plain ed25519 p256; do
+		sed -e "s|^dir = $W/registry\$|dir = $A/reg-$k|" \
+		    -e "s|^file = $W/policy.json\$|file = $A/policy.json|" "$W/cold.conf" >"$A/$k.conf"
+		out=$("$AF" check -c "$A/$k.conf" 2>&1 | tail -1)
+		case $out in
+		"$ATTEST_N registrations, 0 errors, 0 notes") ;;
+		*) die "attest bench: check on the $k registry: $out" ;;
+		esac
+	done
+	for run in $(seq 1 "$BENCH_RUNS"); do
+		for k in $(order "$run" plain ed25519 p256); do
+			rec "attest.check.$k" "$run" "$(time_cmd "$AF" check -c "$A/$k.conf")"
+		done
+		for k in ed25519 p256; do
+			rec "attest.added.$k" "$run" "$(awk -v a="$(awk -v k="attest.check.$k" -v r="$run" '$1 == k && $2 == r { print $3 }' "$RAW")" \
+				-v b="$(awk -v r="$run" '$1 == "attest.check.plain" && $2 == r { print $3 }' "$RAW")" 'BEGIN { printf "%.4f\n", a - b }')"
+		done
+		# The daemon: envelopes checked at mount, none at a reload of the same records.
+		sed "s|^dir = $W/cache-cold\$|dir = $A/cache|" "$A/ed25519.conf" >"$A/mount.conf"
+		m=$W/mnt/attest
+		mkdir -p "$m"
+		MOUNTS+=("$m")
+		: >"$W/daemon-attest.log"
+		"$AF" mount -f -c "$A/mount.conf" "$m" >>"$W/daemon-attest.log" 2>&1 &
+		AFPID=$!
+		PIDS+=("$AFPID")
+		wait_mount "$AFPID" "$m" "$W/daemon-attest.log"
+		ms=$(sed -n 's/.*attestation: \([0-9]*\) envelopes checked in \([0-9]*\) ms.*/\1 \2/p' "$W/daemon-attest.log" | head -1)
+		[ "${ms%% *}" = "$ATTEST_N" ] || die "attest bench: the daemon did not check $ATTEST_N envelopes at mount: '$ms'"
+		rec attest.daemon_ms "$run" "${ms##* }"
+		kill -HUP "$AFPID"
+		for _ in $(seq 1 100); do
+			[ "$(grep -c 'registry: loaded' "$W/daemon-attest.log")" -ge 2 ] && break
+			sleep 0.1
+		done
+		rec attest.reload_rechecked "$run" "$(grep -c 'envelopes checked' "$W/daemon-attest.log" | awk '{ print $1 - 1 }')"
+		stop_fuse "$AFPID" "$m"
+		rm -rf "$A/cache"
+	done
+	note "check, $ATTEST_N registrations: plain $(median attest.check.plain)s, Ed25519 $(median attest.check.ed25519)s, P-256 $(median attest.check.p256)s"
+	note "daemon: $ATTEST_N Ed25519 envelopes checked in $(median attest.daemon_ms) ms at mount; re-checked at an unchanged reload: $(maxof attest.reload_rechecked)"
+fi
+
 # ---- the table -------------------------------------------------------------
 
 RES=$BENCH_OUT/results.txt
@@ -771,6 +892,12 @@ fi
 if want fanout; then
 	row rss_fan_mib "  info: daemon VmHWM, 16 readers, MiB" \
 		"$(awk -v v="$(maxof rss.fan_kib)" 'BEGIN { printf "%.1f\n", v / 1024 }')" - -
+fi
+if want attest; then
+	row attest_added_ed25519 "9 load+check $ATTEST_N attested (Ed25519): added s" "$(median attest.added.ed25519)" - -
+	row attest_added_p256 "9 load+check $ATTEST_N attested (P-256): added s" "$(median attest.added.p256)" - -
+	row attest_daemon_ms "  info: daemon, $ATTEST_N Ed25519 envelopes at mount, ms" "$(median attest.daemon_ms)" - -
+	row attest_reload_rechecked "  info: envelopes re-checked at a reload, unchanged" "$(maxof attest.reload_rechecked)" - -
 fi
 if want mem; then
 	row mem_copies_on "8 page cache after 1 read, pt on: Cached delta / size" "$(median mem.on.copies)" le 1.1

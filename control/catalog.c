@@ -292,6 +292,27 @@ static void report_problem(void *arg, const char *msg)
 	af_warn("registry: %s", msg);
 }
 
+/*
+ * Checks the attestation evidence of a new registry against the policy it
+ * will be published with, before anyone can read it (DESIGN §12): paid
+ * once per registration version, since an unchanged record of the
+ * registry before lends its result when the keys are the same. (A
+ * registry kept from before, when its folder could not be read, is
+ * shared and not written: with a new policy its answers are computed at
+ * each decision instead, never stale.)
+ */
+static void bind_attestations(struct pol_registry *reg,
+			      const struct pol_policy *pol,
+			      const struct pol_registry *prev)
+{
+	long long t0 = af_now_ms();
+	size_t n = pol_registry_attest(reg, pol, prev);
+
+	if (n)
+		af_info("attestation: %zu envelopes checked in %lld ms", n,
+			af_now_ms() - t0);
+}
+
 int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 {
 	const struct pol_config *cfg = c->cfg;
@@ -336,6 +357,8 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 		       pol_registry_count(prev->registry));
 		reg_part = part_get(prev->reg_part);
 	} else {
+		bind_attestations(reg, have_policy ? pol : prev->policy,
+				  prev->registry);
 		reg_part = part_new(reg, registry_free_fn);
 	}
 	if (have_policy)

@@ -18,13 +18,14 @@
 static const char *const xattr_names[] = {
 	"digest", "source_type", "uri", "size", "lifecycle_state",
 	"trust_state", "cache_state", "verified_at", "content_encoding",
-	"denied_reason",
+	"denied_reason", "attestation",
 };
 
 /*
  * Value of attribute key for blob n into buf. Returns its length, or
  * -ENODATA when it has none (verified_at before verification,
- * denied_reason when allowed), or -ENOENT.
+ * denied_reason when allowed), or -ENOENT. trust_state is the registered
+ * value; attestation is the node's own finding on the evidence (§12).
  */
 static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 		      char *buf, size_t len)
@@ -72,6 +73,14 @@ static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 	} else if (strcmp(key, "denied_reason") == 0) {
 		if (denied)
 			rc = snprintf(buf, len, "%s", reason);
+	} else if (strcmp(key, "attestation") == 0) {
+		struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
+		struct pol_attest_result ar;
+
+		/* The result cached at load: no signature check here. */
+		pol_attest_get(ctl_snap_policy(s), r, &ar);
+		ctl_snap_put(s);
+		rc = snprintf(buf, len, "%s", ar.text);
 	}
 	pol_registration_free(r);
 	if (rc >= (int)len)
