@@ -8,11 +8,14 @@
 #   make fuzz       libFuzzer targets (clang) in build/fuzz/
 #   make tsan       ThreadSanitizer build and run of the threaded code (in check)
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make uninstall  remove what install put in place
+#   make help       every target, one line each
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= /sbin
 MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/artifactfs
 UNITDIR ?= /etc/systemd/system
 DESTDIR ?=
 BUILD ?= build
@@ -29,6 +32,7 @@ endif
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
 	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
+	python3 logrotate systemd \
 	meson ninja-build clang libclang-rt-dev
 
 PKGS := libcurl openssl libxxhash jansson
@@ -45,9 +49,10 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
 	-Wformat=2 -Wno-format-nonliteral -Werror
 CFLAGS ?= -O2 -g
-ALL_CFLAGS := -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
+# Recursive (=): FUSE_CFLAGS may come from a private libfuse built in this run.
+ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-pthread -I. -DAF_BINDIR=\"$(BINDIR)\" $(FUSE_CFLAGS) $(PKG_CFLAGS) -MMD -MP
-LIBS := $(FUSE_LIBS) $(PKG_LIBS) $(LMDB_LIBS) $(INIH_LIBS) -lpthread
+LIBS = $(FUSE_LIBS) $(PKG_LIBS) $(LMDB_LIBS) $(INIH_LIBS) -lpthread
 
 ifeq ($(SAN),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
@@ -81,6 +86,7 @@ TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke tsan install clean distclean \
 	$(foreach s,$(SUBSYS) tools,unit-$(s))
+.PHONY: uninstall help units-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -133,6 +139,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit
 	$(Q)$(MAKE) --no-print-directory fuzz-smoke
 	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" integration
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 CFLAGS="-O1 -g" units-check
 	$(Q)$(MAKE) --no-print-directory tsan
 
 unit-bins: $(UNIT_BINS) $(TESTTOOL_BINS)
@@ -178,7 +185,7 @@ fuzz-smoke: fuzz
 			|| { echo "FUZZ FAILED: $$n (build/fuzz/$$n.log)"; tail -30 build/fuzz/$$n.log; exit 1; }; \
 		echo "  fuzz    $$n: $$(grep -o '^Done [0-9]* runs' build/fuzz/$$n.log | grep -o '[0-9][0-9]*' || echo ok) runs, no crash"; \
 	done
-fuzz:
+fuzz: $(FUSE_DEP)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
 		$(foreach s,$(SUBSYS),build/fuzz/lib$(s).a)
@@ -188,19 +195,67 @@ fuzz:
 		$(FUSE_CFLAGS) $(PKG_CFLAGS) -o build/fuzz/$$n $$f build/fuzz/libfs.a build/fuzz/libcontrol.a build/fuzz/libcache.a build/fuzz/libsources.a build/fuzz/libpolicy.a $(LIBS) || exit 1; \
 	done
 
+# What make install puts where (make uninstall removes the same list).
+UNITS := tools/systemd/artifactfs.service tools/systemd/artifactfs-prefetch@.service
+INSTALLED := $(BINDIR)/artifactfs $(SBINDIR)/mount.artifactfs \
+	$(MANDIR)/man1/artifactfs.1 $(UNITS:tools/systemd/%=$(UNITDIR)/%) \
+	/etc/logrotate.d/artifactfs $(DOCDIR)/CONFIG.md $(DOCDIR)/OPERATIONS.md
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man1 \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/artifactfs
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/artifactfs $(DESTDIR)/etc/logrotate.d \
+		$(DESTDIR)/var/log/artifactfs $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(BUILD)/artifactfs $(DESTDIR)$(BINDIR)/artifactfs
 	install -m 0755 $(BUILD)/mount.artifactfs $(DESTDIR)$(SBINDIR)/mount.artifactfs
 	install -m 0644 docs/artifactfs.1 $(DESTDIR)$(MANDIR)/man1/artifactfs.1
-	sed 's|/usr/local/bin|$(BINDIR)|g' tools/artifactfs.service >$(DESTDIR)$(UNITDIR)/artifactfs.service
+	for u in $(UNITS); do \
+		sed 's|/usr/local/bin|$(BINDIR)|g' $$u >$(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	install -m 0644 tools/artifactfs.logrotate $(DESTDIR)/etc/logrotate.d/artifactfs
+	install -m 0644 docs/CONFIG.md docs/OPERATIONS.md $(DESTDIR)$(DOCDIR)/
 	test -e $(DESTDIR)/etc/artifactfs/artifactfs.conf || \
-		install -m 0644 tools/artifactfs.conf.example $(DESTDIR)/etc/artifactfs/artifactfs.conf
+		sed 's|/usr/local/share/doc/artifactfs|$(DOCDIR)|g' tools/artifactfs.conf.example \
+		>$(DESTDIR)/etc/artifactfs/artifactfs.conf
 	@# The daemon's user (DESIGN §13); a package's postinst does this instead.
 	if [ -z "$(DESTDIR)" ] && ! id artifactfs >/dev/null 2>&1; then \
 		useradd --system --no-create-home --home-dir /nonexistent \
 			--shell /usr/sbin/nologin artifactfs; fi
+	@# Its log folder: the daemon makes a new log file there after logrotate.
+	if [ -z "$(DESTDIR)" ] && id artifactfs >/dev/null 2>&1; then \
+		chown artifactfs:adm /var/log/artifactfs && chmod 2750 /var/log/artifactfs; fi
+
+# systemd-analyze verify on every shipped unit (part of check).
+units-check: all
+	$(Q)sh mk/units-check.sh $(abspath $(BUILD)) $(UNITS)
+
+# Removes what install put in place; keeps what holds the node's state or
+# choices: the config, the registry, the cache, the logs, the user.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null
+	@echo "kept: /etc/artifactfs (config, registry), the cache, /var/log/artifactfs, the artifactfs user"
+
+help:
+	@echo "artifactfs - make targets"
+	@echo ""
+	@echo "  make              build build/artifactfs and build/mount.artifactfs (quiet; V=1 shows"
+	@echo "                    commands); builds the private libfuse first when it is missing"
+	@echo "  make deps         install the Debian packages needed to build and test (root)"
+	@echo "  make check        deps, then the ASan+UBSan build, unit tests, fuzz smoke, integration"
+	@echo "                    tests, unit-file verification and the ThreadSanitizer run"
+	@echo "  make unit-ROOM    the unit tests of one room: policy sources cache control fs tools"
+	@echo "  make integration  the integration tests (AF_TESTS=\"t_fetch t_cli\" for a subset)"
+	@echo "  make demo         the main job end to end on loopback"
+	@echo "  make bench        benchmarks against curl, rclone, httpdirfs (docs/BENCHMARKS.md)"
+	@echo "  make fuzz         libFuzzer targets in build/fuzz/ (make fuzz-smoke runs them briefly)"
+	@echo "  make tsan         ThreadSanitizer build and run of the threaded code"
+	@echo "  make install      install (PREFIX=$(PREFIX) DESTDIR=): $(INSTALLED)"
+	@echo "                    and /etc/artifactfs/artifactfs.conf when there is none"
+	@echo "  make uninstall    remove what install put in place (config, cache and logs stay)"
+	@echo "  make clean        remove build outputs (keeps the private libfuse)"
+	@echo "  make distclean    remove build/ entirely"
+	@echo ""
+	@echo "Variables: BUILD=$(BUILD) SAN=1 (ASan+UBSan) CFLAGS=\"$(CFLAGS)\" V=1 PREFIX DESTDIR"
 
 clean:
 	rm -rf build/artifactfs build/mount.artifactfs build/*.a build/policy build/sources \

@@ -59,6 +59,12 @@ struct ctl_catalog {
 	uint64_t fingerprint;		/* reload thread, or before start */
 	ctl_reload_fn on_reload;	/* set before start */
 	void *on_reload_arg;
+
+	/* ctl_stats: __atomic, no lock. */
+	long long stat_last_success_s;
+	int stat_last_failed;
+	uint64_t stat_registrations;
+	uint64_t stat_loads;
 };
 
 const struct pol_registry *ctl_snap_registry(const struct ctl_snap *s)
@@ -325,6 +331,7 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 	char err[512], reason[128];
 	int rc, reg_rc;
 
+	__atomic_add_fetch(&c->stat_loads, 1, __ATOMIC_RELAXED);
 	c->fingerprint = files_fingerprint(cfg);
 	if (cfg->policy_file) {
 		rc = pol_policy_load(cfg->policy_file, &pol, err, sizeof(err));
@@ -373,9 +380,15 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 	}
 	snprintf(reason, sizeof(reason), "%zu registrations, %u problems",
 		 pol_registry_count(reg_part->obj), problems);
+	__atomic_store_n(&c->stat_last_failed, reg_rc < 0, __ATOMIC_RELAXED);
 	if (publish(c, reg_part, pol_part) < 0)
 		goto out_oom;
+	__atomic_store_n(&c->stat_registrations,
+			 (uint64_t)pol_registry_count(reg_part->obj),
+			 __ATOMIC_RELAXED);
 	if (reg_rc == 0) {
+		__atomic_store_n(&c->stat_last_success_s, af_wall_ms() / 1000,
+				 __ATOMIC_RELAXED);
 		af_info("registry: loaded %s from %s", reason, cfg->registry_dir);
 		audit_emit(c->audit, &(struct audit_event){
 			.event = "registry_loaded", .reason = reason,
@@ -390,6 +403,17 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 out_oom:
 	af_err("catalog: out of memory: keeping the previous registry and policy");
 	return initial ? -ENOMEM : 0;
+}
+
+void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out)
+{
+	out->last_success_s = __atomic_load_n(&c->stat_last_success_s,
+					      __ATOMIC_RELAXED);
+	out->last_failed = __atomic_load_n(&c->stat_last_failed,
+					   __ATOMIC_RELAXED);
+	out->registrations = __atomic_load_n(&c->stat_registrations,
+					     __ATOMIC_RELAXED);
+	out->loads = __atomic_load_n(&c->stat_loads, __ATOMIC_RELAXED);
 }
 
 /* ---- the reload thread -------------------------------------------------- */

@@ -83,6 +83,20 @@ void ctl_catalog_request_reload(struct ctl_catalog *c);
  */
 int ctl_catalog_reload_fd(const struct ctl_catalog *c);
 
+/*
+ * What the loads did, for metrics and the service status (DESIGN §13).
+ * Lock-free (atomics): a scrape never waits on a lock a request holds.
+ */
+struct ctl_stats {
+	long long last_success_s;	/* epoch s of the last load that read
+					   the registry; 0 before the first */
+	bool last_failed;		/* the last load could not read it: the
+					   node serves what it saw before */
+	uint64_t registrations;		/* in the current snapshot */
+	uint64_t loads;			/* loads attempted */
+};
+void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out);
+
 /* The current snapshot with a reference taken. Never NULL. */
 struct ctl_snap *ctl_catalog_snap(struct ctl_catalog *c);
 /* Drops a reference; the last one frees the snapshot. s == NULL: nothing. */

@@ -8,7 +8,7 @@
  * The composition root (tools/) creates the contexts fs uses and owns
  * them; the order of a mount is:
  *
- *   fs_new -> fs_mount -> fs_daemonize -> (create threads, the cache)
+ *   fs_new -> fs_mount -> (detach: tools/) -> (create threads, the cache)
  *   -> fs_set_cache -> fs_serve -> (close the cache) -> fs_free
  *
  * The cache must be closed after fs_serve returns and before fs_free:
@@ -54,11 +54,6 @@ int fs_new(const struct fs_deps *deps, const struct fs_mount_opts *opts,
 	   struct fs_ctx **out);
 /* Mounts at mountpoint. Returns 0 or -EIO (logged). */
 int fs_mount(struct fs_ctx *fs, const char *mountpoint);
-/*
- * Detaches from the terminal unless foreground (fork: call it before any
- * thread exists). Returns 0 or -EIO.
- */
-int fs_daemonize(struct fs_ctx *fs, bool foreground);
 /*
  * The cache opens are served from, and the sources it fetches with (used
  * directly only to learn the size of a blob registered without one, until

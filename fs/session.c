@@ -177,12 +177,6 @@ int fs_mount(struct fs_ctx *ctx, const char *mountpoint)
 	return 0;
 }
 
-int fs_daemonize(struct fs_ctx *ctx, bool foreground)
-{
-	(void)ctx;
-	return fuse_daemonize(foreground) == 0 ? 0 : -EIO;
-}
-
 void fs_set_cache(struct fs_ctx *ctx, struct cache *cache,
 		  struct src_ctx *srcs)
 {

@@ -10,8 +10,11 @@
 #   (only the system's fusermount3, for unprivileged mounts).
 #   The private build sits in build/ whatever BUILD is (build, build/san, ...),
 #   so every build flavour shares it; `make clean` keeps it, `make distclean`
-#   removes it. FUSE_DEP is its stamp: every object is rebuilt after libfuse
-#   is (re)built, and building without it says to run `make deps`.
+#   removes it. FUSE_DEP is its stamp: every object depends on it, so a plain
+#   `make` on a fresh clone builds libfuse first (the script needs no root;
+#   it says to run `make deps` when a build tool is missing), and every
+#   object is rebuilt after libfuse is (re)built. FUSE_CFLAGS and FUSE_LIBS
+#   are read from its fuse3.pc when first used, after the stamp exists.
 #
 # Provides FUSE_CFLAGS, FUSE_LIBS, FUSE_DEP and the libfuse-deps target.
 
@@ -35,18 +38,16 @@ else
 # Only our fuse3.pc: PKG_CONFIG_LIBDIR replaces the system's search path.
 LIBFUSE_PKGCONFIG := PKG_CONFIG_LIBDIR=$(CURDIR)/$(LIBFUSE_DIR)/lib/pkgconfig \
 	PKG_CONFIG_PATH= pkg-config
-ifneq ($(wildcard $(LIBFUSE_STAMP)),)
-FUSE_CFLAGS := $(shell $(LIBFUSE_PKGCONFIG) --cflags fuse3)
-FUSE_LIBS := $(shell $(LIBFUSE_PKGCONFIG) --static --libs fuse3)
-endif
+# Recursive, evaluated once on first use (by then the stamp rule has run).
+FUSE_CFLAGS = $(eval FUSE_CFLAGS := $(shell $(LIBFUSE_PKGCONFIG) --cflags fuse3))$(FUSE_CFLAGS)
+FUSE_LIBS = $(eval FUSE_LIBS := $(shell $(LIBFUSE_PKGCONFIG) --static --libs fuse3))$(FUSE_LIBS)
 FUSE_DEP := $(LIBFUSE_STAMP)
 
 libfuse-deps:
 	$(Q)sh mk/libfuse-build.sh $(LIBFUSE_ROOT) $(LIBFUSE_MIN)
 
 $(LIBFUSE_STAMP):
-	@echo "error: the system's libfuse3 is older than $(LIBFUSE_MIN) and the private" >&2
-	@echo "error: build in $(LIBFUSE_DIR) is missing: run 'make deps' first" >&2
-	@false
+	@echo "  LIBFUSE $(LIBFUSE_DIR) (the system's libfuse3 is older than $(LIBFUSE_MIN); about a minute, once)"
+	$(Q)sh mk/libfuse-build.sh $(LIBFUSE_ROOT) $(LIBFUSE_MIN)
 
 endif

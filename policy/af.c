@@ -2,6 +2,7 @@
  * af.c - error codes, logging and clocks shared by every subsystem (af.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,17 @@
 static enum af_log_level log_max = AF_LOG_INFO;
 static enum af_log_format log_format = AF_LOG_TEXT;
 static bool log_syslog;
+/*
+ * The log file: its fd number never changes once opened (a reopen dup2s
+ * the new file over it), so writers need no lock against a reopen. The
+ * path is written once, before threads start.
+ */
+static int log_fd = -1;
+static char log_path[4096];
+/* Written with __atomic: lines go to stderr (1) or not (0). */
+static int log_to_stderr = 1;
+/* Written with __atomic: fd 2 is the log file too (af_log_detach). */
+static int log_stderr_is_file;
 /* Orders whole lines from concurrent threads on stderr. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -101,6 +113,80 @@ enum af_log_level af_log_get_level(void)
 	return log_max;
 }
 
+enum af_log_format af_log_get_format(void)
+{
+	return log_format;
+}
+
+int af_log_open_file(const char *path)
+{
+	size_t n = strlen(path);
+	int fd;
+
+	if (n == 0 || n >= sizeof(log_path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+		  0640);
+	if (fd < 0)
+		return -errno;
+	memcpy(log_path, path, n + 1);
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	return 0;
+}
+
+int af_log_detach(void)
+{
+	int fd = log_fd, rc = 0;
+
+	if (fd < 0) {
+		fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+	}
+	__atomic_store_n(&log_to_stderr, 0, __ATOMIC_RELEASE);
+	if (dup2(fd, STDERR_FILENO) < 0)
+		rc = -errno;
+	else if (fd == log_fd)
+		__atomic_store_n(&log_stderr_is_file, 1, __ATOMIC_RELEASE);
+	if (fd != log_fd)
+		close(fd);
+	return rc;
+}
+
+int af_log_reopen(void)
+{
+	int fd, rc = 0, saved = errno;
+
+	if (log_fd < 0)
+		return 0;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+		  O_NOCTTY, 0640);
+	if (fd < 0) {
+		rc = -errno;
+		errno = saved;
+		return rc;
+	}
+	if (dup2(fd, log_fd) < 0)
+		rc = -errno;
+	else if (__atomic_load_n(&log_stderr_is_file, __ATOMIC_ACQUIRE) &&
+		 dup2(fd, STDERR_FILENO) < 0)
+		rc = -errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+void af_log_close_file(void)
+{
+	if (log_fd >= 0)
+		close(log_fd);
+	log_fd = -1;
+	log_path[0] = '\0';
+	__atomic_store_n(&log_stderr_is_file, 0, __ATOMIC_RELEASE);
+}
+
 static const char *level_name(enum af_log_level level)
 {
 	switch (level) {
@@ -171,7 +257,10 @@ void af_vlog(enum af_log_level level, const char *fmt, va_list ap)
 	}
 	if (!line.failed && line.p) {
 		pthread_mutex_lock(&log_lock);
-		write_all(STDERR_FILENO, line.p, line.len);
+		if (__atomic_load_n(&log_to_stderr, __ATOMIC_ACQUIRE))
+			write_all(STDERR_FILENO, line.p, line.len);
+		if (log_fd >= 0)
+			write_all(log_fd, line.p, line.len);
 		pthread_mutex_unlock(&log_lock);
 	}
 	pol_buf_release(&line);

@@ -43,7 +43,7 @@ enum af_log_level {
 
 enum af_log_format {
 	AF_LOG_TEXT = 0,	/* "artifactfs: warning: message" on stderr */
-	AF_LOG_JSON = 1,	/* {"ts":…,"level":…,"msg":…} one per line on stderr */
+	AF_LOG_JSON = 1,	/* {"ts":…,"level":…,"msg":…} one per line */
 };
 
 /*
@@ -55,6 +55,30 @@ enum af_log_format {
 void af_log_setup(enum af_log_level max_level, enum af_log_format format,
 		  bool use_syslog);
 enum af_log_level af_log_get_level(void);
+enum af_log_format af_log_get_format(void);
+
+/*
+ * The daemon's log file ([log] file, DESIGN §10). From af_log_open_file
+ * on, every line is also appended to path (created 0640). Call before
+ * threads start. Returns 0 or -errno (nothing changed then).
+ */
+int af_log_open_file(const char *path);
+/*
+ * A detached daemon, once its command has returned: lines stop going to
+ * stderr, and stderr itself (fd 2, where libfuse and the sanitizers
+ * write) becomes the log file, or /dev/null without one. Thread-safe.
+ * Returns 0 or -errno.
+ */
+int af_log_detach(void);
+/*
+ * Reopens the log file at its path (logrotate renamed it), for the
+ * SIGHUP handler: async-signal-safe (open, dup2, close only). Lines
+ * written meanwhile go to the old file or the new one, never nowhere.
+ * Returns 0 (also when there is no log file) or -errno.
+ */
+int af_log_reopen(void);
+/* Closes the log file (tests; the daemon's ends with the process). */
+void af_log_close_file(void);
 
 void af_log(enum af_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

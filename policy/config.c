@@ -7,6 +7,7 @@
  * and NUL bytes, and checks section names (an empty unknown section never
  * reaches the handler).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
@@ -33,6 +34,8 @@ enum cfg_kind {
 	CFG_PASSTHROUGH,
 	CFG_MIRRORS,
 	CFG_USER,
+	CFG_LOG_FORMAT,
+	CFG_LISTEN,
 };
 
 struct cfg_key {
@@ -70,12 +73,14 @@ static const struct cfg_key cfg_keys[] = {
 	{ "audit", "syslog", CFG_BOOL, F(audit_syslog), 0, 0 },
 	{ "fs", "passthrough", CFG_PASSTHROUGH, F(passthrough), 0, 0 },
 	{ "daemon", "run_as", CFG_USER, F(run_as), 0, 0 },
+	{ "log", "file", CFG_PATH, F(log_file), 0, 0 },
+	{ "log", "format", CFG_LOG_FORMAT, F(log_format), 0, 0 },
 };
 #undef F
 
 static const char *const cfg_sections[] = {
 	"cache", "registry", "policy", "credentials", "fetch", "audit", "fs",
-	"daemon",
+	"daemon", "log",
 };
 
 struct cfg_ctx {
@@ -335,6 +340,84 @@ static bool host_is_loopback(const char *auth)
 	return true;
 }
 
+int pol_parse_listen(const char *s, char *host, size_t hostlen,
+		     uint16_t *port, char *why, size_t whylen)
+{
+	const char *colon, *p = NULL;
+	unsigned char bin[16];
+	char h[64];
+	uint64_t v = 0;
+	size_t n;
+
+	if (!s || !*s) {
+		pol_seterr(why, whylen, "empty address");
+		return AF_EPARSE;
+	}
+	colon = strrchr(s, ':');
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':') {
+			pol_seterr(why, whylen, "want [IPV6]:PORT");
+			return AF_EPARSE;
+		}
+		n = (size_t)(close - s - 1);
+		if (n == 0 || n >= sizeof(h)) {
+			pol_seterr(why, whylen, "bad IPv6 address");
+			return AF_EPARSE;
+		}
+		memcpy(h, s + 1, n);
+		h[n] = '\0';
+		if (inet_pton(AF_INET6, h, bin) != 1) {
+			pol_seterr(why, whylen, "bad IPv6 address");
+			return AF_EPARSE;
+		}
+		p = close + 2;
+	} else if (!colon) {
+		/* A bare port: this node only, never every interface by default. */
+		snprintf(h, sizeof(h), "127.0.0.1");
+		p = s;
+	} else {
+		n = (size_t)(colon - s);
+		if (n == 0 || (n == 1 && s[0] == '*')) {
+			pol_seterr(why, whylen,
+				   "give the address to listen on: 127.0.0.1:PORT for this node only, or 0.0.0.0:PORT for every interface");
+			return AF_EPARSE;
+		}
+		if (n >= sizeof(h)) {
+			pol_seterr(why, whylen, "bad address");
+			return AF_EPARSE;
+		}
+		memcpy(h, s, n);
+		h[n] = '\0';
+		if (strcmp(h, "localhost") == 0)
+			snprintf(h, sizeof(h), "127.0.0.1");
+		else if (inet_pton(AF_INET, h, bin) != 1) {
+			pol_seterr(why, whylen,
+				   "want an IP address (IPV4:PORT or [IPV6]:PORT), not a host name");
+			return AF_EPARSE;
+		}
+		p = colon + 1;
+	}
+	if (!is_digit(*p)) {
+		pol_seterr(why, whylen, "want ADDRESS:PORT");
+		return AF_EPARSE;
+	}
+	for (; is_digit(*p) && v <= 65535; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	if (*p || v == 0 || v > 65535) {
+		pol_seterr(why, whylen, "port must be a number from 1 to 65535");
+		return AF_EPARSE;
+	}
+	if (strlen(h) >= hostlen) {
+		pol_seterr(why, whylen, "address too long");
+		return AF_EPARSE;
+	}
+	memcpy(host, h, strlen(h) + 1);
+	*port = (uint16_t)v;
+	return 0;
+}
+
 static int set_string(char **slot, const char *v)
 {
 	char *d = strdup(v);
@@ -459,6 +542,28 @@ static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 			return AF_EPARSE;
 		}
 		return set_string((char **)(base + k->off), v);
+	case CFG_LOG_FORMAT:
+		if (strcmp(v, "text") == 0)
+			c->cfg->log_format = AF_LOG_TEXT;
+		else if (strcmp(v, "json") == 0)
+			c->cfg->log_format = AF_LOG_JSON;
+		else {
+			cfg_fail(c, c->line, "%s: must be text or json", k->key);
+			return AF_EPARSE;
+		}
+		c->cfg->log_format_set = true;
+		return 0;
+	case CFG_LISTEN: {
+		char host[64];
+		uint16_t port;
+
+		if (pol_parse_listen(v, host, sizeof(host), &port, why,
+				     sizeof(why)) < 0) {
+			cfg_fail(c, c->line, "%s: %s", k->key, why);
+			return AF_EPARSE;
+		}
+		return set_string((char **)(base + k->off), v);
+	}
 	case CFG_USER:
 		if (!user_ok(v)) {
 			cfg_fail(c, c->line,
@@ -693,5 +798,7 @@ void pol_config_release(struct pol_config *cfg)
 	free(cfg->mirrors);
 	free(cfg->audit_log);
 	free(cfg->run_as);
+	free(cfg->log_file);
+	free(cfg->metrics_listen);
 	memset(cfg, 0, sizeof(*cfg));
 }

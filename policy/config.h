@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "af.h"
+
 #define POL_CONFIG_DEFAULT_PATH "/etc/artifactfs/artifactfs.conf"
 
 enum pol_passthrough {
@@ -60,6 +62,14 @@ struct pol_config {
 
 	/* [daemon] */
 	char *run_as;			/* NULL: stay root (check warns) */
+
+	/* [log] */
+	char *log_file;			/* NULL: syslog when detached */
+	enum af_log_format log_format;	/* default text */
+	bool log_format_set;		/* format given in the file */
+
+	/* [metrics] */
+	char *metrics_listen;		/* NULL: no metrics server */
 };
 
 /* Fills cfg with the defaults above. Returns 0 or -ENOMEM. */
@@ -84,6 +94,17 @@ int pol_config_load(const char *path, struct pol_config *cfg, char *err,
 		    size_t errlen);
 
 void pol_config_release(struct pol_config *cfg);
+
+/*
+ * [metrics] listen (DESIGN §13): "IPV4:PORT", "[IPV6]:PORT",
+ * "localhost:PORT", or a bare "PORT" meaning 127.0.0.1:PORT. Every
+ * interface only when asked by address (0.0.0.0, [::]); ":PORT" and
+ * "*:PORT" are refused, and so are host names (no DNS at startup).
+ * Returns 0 with the numeric address in host (hostlen >= 46 suffices) and
+ * *port, or AF_EPARSE with why filled.
+ */
+int pol_parse_listen(const char *s, char *host, size_t hostlen,
+		     uint16_t *port, char *why, size_t whylen);
 
 /* "512K", "8M", "2G", "1T", "4096" -> bytes. 0 or AF_EPARSE. */
 int pol_parse_size(const char *s, uint64_t *out);

@@ -73,17 +73,24 @@ static int find_command(int argc, char **argv)
 	return -1;
 }
 
-/* Handles --log-format and -v wherever they stand; removes them from argv. */
-static int take_log_options(int *argc, char **argv)
+/*
+ * Handles --log-format and -v wherever they stand; removes them from argv.
+ * A format given here wins over [log] format (cli->log_format_given).
+ */
+static int take_log_options(struct cli *cli, int *argc, char **argv)
 {
 	enum af_log_format fmt = AF_LOG_TEXT;
 	enum af_log_level lvl = AF_LOG_INFO;
 	int out = 1;
 
 	for (int i = 1; i < *argc; i++) {
-		if (strcmp(argv[i], "--log-format") == 0 && i + 1 < *argc) {
-			const char *v = argv[++i];
+		const char *v = NULL;
 
+		if (strcmp(argv[i], "--log-format") == 0 && i + 1 < *argc)
+			v = argv[++i];
+		else if (strncmp(argv[i], "--log-format=", 13) == 0)
+			v = argv[i] + 13;
+		if (v) {
 			if (strcmp(v, "json") == 0) {
 				fmt = AF_LOG_JSON;
 			} else if (strcmp(v, "text") == 0) {
@@ -92,10 +99,7 @@ static int take_log_options(int *argc, char **argv)
 				fprintf(stderr, "artifactfs: --log-format: expected text or json, got \"%s\"\n", v);
 				return EXIT_USAGE;
 			}
-			continue;
-		}
-		if (strncmp(argv[i], "--log-format=", 13) == 0) {
-			fmt = strcmp(argv[i] + 13, "json") == 0 ? AF_LOG_JSON : AF_LOG_TEXT;
+			cli->log_format_given = true;
 			continue;
 		}
 		if (strcmp(argv[i], "-v") == 0 || strcmp(argv[i], "--verbose") == 0) {
@@ -118,7 +122,7 @@ int main(int argc, char **argv)
 
 	memset(&cli, 0, sizeof(cli));
 	cli.config_path = POL_CONFIG_DEFAULT_PATH;
-	rc = take_log_options(&argc, argv);
+	rc = take_log_options(&cli, &argc, argv);
 	if (rc)
 		return rc;
 

@@ -18,6 +18,7 @@
 struct cli {
 	const char *config_path;	/* -c, default POL_CONFIG_DEFAULT_PATH */
 	bool json;			/* --json */
+	bool log_format_given;		/* --log-format (wins over [log] format) */
 	struct pol_config cfg;		/* loaded by cli_load_config */
 	bool cfg_loaded;
 };

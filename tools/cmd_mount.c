@@ -17,14 +17,19 @@ static const char mount_usage[] =
 	"usage: artifactfs mount [-c FILE] [-f] [-o FUSEOPTS] [-d] MOUNTPOINT\n"
 	"\n"
 	"Mounts the artifacts read-only (always with default_permissions and\n"
-	"allow_other). SIGTERM or SIGINT unmount cleanly; SIGHUP reloads the\n"
-	"registry and the policy.\n"
+	"allow_other). Without -f the command returns once the mount answers\n"
+	"(exit 0), or fails with the daemon's error (exit 1); the daemon then\n"
+	"logs to [log] file, or syslog. SIGTERM or SIGINT unmount cleanly;\n"
+	"SIGHUP reloads the registry and the policy and reopens [log] file.\n"
+	"Under systemd (NOTIFY_SOCKET) it reports READY=1 once the mount\n"
+	"answers, STATUS= lines and STOPPING=1.\n"
 	"\n"
 	"  -c, --config FILE   config file (default " POL_CONFIG_DEFAULT_PATH ")\n"
 	"  -f, --foreground    stay in the foreground (for systemd)\n"
-	"  -o OPTS             extra FUSE mount options, comma-separated\n"
+	"  -o FUSEOPTS         extra FUSE mount options, comma-separated\n"
 	"  -d, --debug         libfuse debug output (implies -f)\n"
-	"  --log-format F      text or json messages on stderr\n";
+	"  --log-format F      text or json messages (default: [log] format)\n"
+	"  -h, --help          this help\n";
 
 int cmd_mount(struct cli *cli, int argc, char **argv)
 {
@@ -91,8 +96,16 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	}
 	if (cli_load_config(cli))
 		return EXIT_FAIL;
-	if (!opts.foreground)
-		af_log_setup(af_log_get_level(), AF_LOG_TEXT, true);
+	/*
+	 * The daemon's messages (DESIGN §10 [log]): the format from
+	 * --log-format, else [log] format; on stderr until a detached
+	 * daemon's command returns, then in [log] file, or syslog without
+	 * one. A log file gets every line, in the foreground too.
+	 */
+	af_log_setup(af_log_get_level(),
+		     !cli->log_format_given && cli->cfg.log_format_set ?
+		     cli->cfg.log_format : af_log_get_format(),
+		     !opts.foreground && !cli->cfg.log_file);
 	rc = daemon_run(&cli->cfg, &opts);
 	return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -6,9 +6,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../cache/cache.h"
@@ -19,17 +24,33 @@
 #include "../policy/config.h"
 #include "../sources/source.h"
 #include "daemon.h"
+#include "notify.h"
 #include "privsep.h"
+
+/*
+ * How long the mount command waits for a detached daemon's mount to
+ * answer before it gives up (and stops the daemon): the slow parts (the
+ * registry, the policy, the cache's pre-flight) are done before the fork.
+ */
+#define DAEMON_READY_TIMEOUT_MS	60000
+/* How long a parent that reported READY=1 waits for the manager to take it. */
+#define DAEMON_BARRIER_MS	5000
 
 /* The only signal-handler state (STYLE.md): where SIGHUP writes. */
 static volatile sig_atomic_t reload_fd = -1;
 
+/*
+ * SIGHUP (DESIGN §9): reload the registry and the policy (the catalog's
+ * thread does it), and reopen the log file for logrotate. Both are
+ * async-signal-safe: a write(2) and an open/dup2/close.
+ */
 static void on_sighup(int sig)
 {
 	int fd = reload_fd;
 	char c = 'h';
 
 	(void)sig;
+	af_log_reopen();
 	if (fd >= 0 && write(fd, &c, 1) < 0) {
 		/* Nothing to do in a signal handler; the next poll reloads. */
 	}
@@ -37,12 +58,21 @@ static void on_sighup(int sig)
 
 struct daemon {
 	const struct pol_config *cfg;
+	const char *mountpoint;
 	struct audit *audit;
 	struct ctl_catalog *catalog;
 	struct src_ctx *srcs;
 	struct cache *cache;
 	struct fs_ctx *fs;
 	struct privsep *priv;		/* with [daemon] run_as */
+
+	/* Readiness (DESIGN §13). */
+	struct notify notify;		/* the service manager, if any */
+	int ready_fd;			/* detached: the pipe to the waiting
+					   command; -1 in the foreground */
+	pthread_t probe;
+	bool probe_started;
+	char status[256];		/* STATUS= once ready; set before the probe */
 };
 
 static void daemon_release(struct daemon *d)
@@ -143,6 +173,10 @@ static int drop_privileges(struct daemon *d, const struct fs_mount_opts *opts,
 	if (cfg->audit_log && chown(cfg->audit_log, uid, gid) < 0)
 		af_warn("audit log %s: chown: %s", cfg->audit_log,
 			strerror(errno));
+	/* Open already; the user must be able to reopen it on SIGHUP. */
+	if (cfg->log_file && chown(cfg->log_file, uid, gid) < 0)
+		af_warn("[log] file %s: chown: %s", cfg->log_file,
+			strerror(errno));
 	rc = privsep_start(fs_session_fd(d->fs), cfg->cache_dir,
 			   opts->mountpoint, &d->priv);
 	if (rc < 0) {
@@ -161,9 +195,160 @@ static int drop_privileges(struct daemon *d, const struct fs_mount_opts *opts,
 	return 0;
 }
 
+/*
+ * The command's side of detaching: wait for the daemon's word. 'R' means
+ * its mount answers: report READY=1 for it when a service manager
+ * started us (we are the main process; MAINPID= hands the role over,
+ * DESIGN §13) and exit 0. End of file means it failed (its messages went
+ * to our stderr, which it shares until ready): exit 1. A daemon that says
+ * nothing in DAEMON_READY_TIMEOUT_MS is stopped.
+ */
+static int detach_wait(struct daemon *d, int fd, pid_t child)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	long long deadline = af_now_ms() + DAEMON_READY_TIMEOUT_MS;
+	char c = 0;
+
+	for (;;) {
+		long long left = deadline - af_now_ms();
+		int n;
+
+		if (left <= 0) {
+			af_err("the daemon (pid %d) did not answer on %s within %d s: stopping it",
+			       (int)child, d->mountpoint,
+			       DAEMON_READY_TIMEOUT_MS / 1000);
+			kill(child, SIGTERM);
+			return EXIT_FAILURE;
+		}
+		n = poll(&p, 1, (int)left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return EXIT_FAILURE;
+		if (n == 0)
+			continue;
+		if (read(fd, &c, 1) == 1 && c == 'R')
+			break;
+		/* The daemon exited (its errors are on our stderr already). */
+		return EXIT_FAILURE;
+	}
+	if (notify_enabled(&d->notify)) {
+		notify_send(&d->notify, "MAINPID=%d\nREADY=1\nSTATUS=%s",
+			    (int)child, d->status);
+		if (notify_barrier(&d->notify, DAEMON_BARRIER_MS) < 0)
+			af_warn("the service manager did not confirm READY=1");
+	}
+	return EXIT_SUCCESS;
+}
+
+/*
+ * Detaches from the terminal unless in the foreground: the command's
+ * process forks; it waits in detach_wait and exits with the outcome, the
+ * child goes on as the daemon (a new session, cwd /, stdin and stdout on
+ * /dev/null; stderr stays the command's until the mount answers, so what
+ * goes wrong before is seen where the command was run). Call before any
+ * thread exists. Returns 0 in the daemon, or -errno.
+ */
+static int daemon_detach(struct daemon *d, bool foreground)
+{
+	int p[2], nullfd;
+	pid_t pid;
+
+	if (chdir("/") < 0)
+		return -errno;
+	if (foreground)
+		return 0;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		/* A logrotate SIGHUP meant for daemons must not end the wait. */
+		signal(SIGHUP, SIG_IGN);
+		/* _exit: the session and the mount now belong to the child. */
+		_exit(detach_wait(d, p[0], pid));
+	}
+	close(p[0]);
+	d->ready_fd = p[1];
+	if (setsid() < 0)
+		return -errno;
+	nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nullfd < 0)
+		return -errno;
+	dup2(nullfd, STDIN_FILENO);
+	dup2(nullfd, STDOUT_FILENO);
+	close(nullfd);
+	return 0;
+}
+
+/*
+ * The mount answers once a stat through it does: the kernel's INIT done
+ * and the session loop serving (DESIGN §13 "once the mount answers").
+ * Then: in the foreground, READY=1 from this process (the main one); when
+ * detached, the word to the waiting command (which reports READY=1), and
+ * from now on messages go to the log only (the command has returned).
+ */
+static void *probe_main(void *arg)
+{
+	struct daemon *d = arg;
+	struct stat sb;
+	char c = 'R';
+
+	if (stat(d->mountpoint, &sb) < 0) {
+		af_err("%s does not answer: %s", d->mountpoint, strerror(errno));
+		return NULL;	/* detached: the command sees the pipe close */
+	}
+	af_info("mounted: %s", d->status);
+	if (d->ready_fd < 0) {
+		notify_send(&d->notify, "READY=1\nSTATUS=%s", d->status);
+		return NULL;
+	}
+	if (af_log_detach() < 0)
+		af_warn("cannot redirect stderr to the log");
+	if (write(d->ready_fd, &c, 1) != 1)
+		af_warn("cannot tell the mount command that the mount is ready");
+	close(d->ready_fd);
+	d->ready_fd = -1;
+	return NULL;
+}
+
+/* STATUS= for the service manager: what the node serves now. */
+static void daemon_status(struct daemon *d, char *buf, size_t len)
+{
+	struct ctl_stats st;
+
+	ctl_catalog_stats(d->catalog, &st);
+	if (st.last_failed)
+		snprintf(buf, len,
+			 "registry unreachable: serving the %llu artifacts last seen on %s",
+			 (unsigned long long)st.registrations, d->mountpoint);
+	else
+		snprintf(buf, len, "serving %llu artifacts on %s",
+			 (unsigned long long)st.registrations, d->mountpoint);
+}
+
+/* After each reload (the catalog's thread): a fresh STATUS=. */
+static void on_reload(void *arg, const char *why)
+{
+	struct daemon *d = arg;
+	char status[256];
+
+	(void)why;
+	daemon_status(d, status, sizeof(status));
+	notify_send(&d->notify, "STATUS=%s", status);
+}
+
 int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 {
-	struct daemon d = { .cfg = cfg };
+	struct daemon d = { .cfg = cfg, .mountpoint = opts->mountpoint,
+			    .ready_fd = -1 };
 	struct fs_deps deps;
 	struct sigaction sa;
 	bool drop;
@@ -171,9 +356,19 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	gid_t gid = 0;
 	int rc;
 
+	notify_init(&d.notify);
 	rc = resolve_run_as(cfg, &drop, &uid, &gid);
 	if (rc < 0)
-		return rc;
+		goto out;
+	if (cfg->log_file) {
+		rc = af_log_open_file(cfg->log_file);
+		if (rc < 0) {
+			af_err("[log] file %s: %s", cfg->log_file,
+			       af_strerror(rc));
+			goto out;
+		}
+	}
+	notify_send(&d.notify, "STATUS=loading the registry and the policy");
 
 	rc = audit_open(cfg->audit_log, cfg->audit_syslog, &d.audit);
 	if (rc < 0) {
@@ -195,13 +390,17 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = fs_new(&deps, opts, &d.fs);
 	if (rc < 0)
 		goto out;
+	notify_send(&d.notify, "STATUS=mounting %s", opts->mountpoint);
 	rc = fs_mount(d.fs, opts->mountpoint);
 	if (rc < 0)
 		goto out;
+	daemon_status(&d, d.status, sizeof(d.status));
 	/* Fork before any thread exists: threads do not survive daemonizing. */
-	rc = fs_daemonize(d.fs, opts->foreground);
-	if (rc < 0)
+	rc = daemon_detach(&d, opts->foreground);
+	if (rc < 0) {
+		af_err("cannot detach: %s", af_strerror(rc));
 		goto out;
+	}
 	if (drop) {
 		rc = drop_privileges(&d, opts, uid, gid);
 		if (rc < 0)
@@ -224,16 +423,30 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, NULL);
+	ctl_catalog_on_reload(d.catalog, on_reload, &d);
 	rc = ctl_catalog_start(d.catalog);
 	if (rc < 0) {
 		af_err("catalog: cannot start the reload thread: %s",
 		       af_strerror(rc));
 		goto out;
 	}
-	af_info("mounted on %s", opts->mountpoint);
+	rc = -pthread_create(&d.probe, NULL, probe_main, &d);
+	if (rc < 0) {
+		af_err("cannot start the readiness probe: %s", af_strerror(rc));
+		goto out;
+	}
+	d.probe_started = true;
 	rc = fs_serve(d.fs);
+	notify_send(&d.notify, "STOPPING=1\nSTATUS=unmounting %s",
+		    opts->mountpoint);
 	af_info("unmounting %s", opts->mountpoint);
 out:
 	daemon_release(&d);
+	/* After the unmount: a probe still in stat(2) has its answer now. */
+	if (d.probe_started)
+		pthread_join(d.probe, NULL);
+	if (d.ready_fd >= 0)
+		close(d.ready_fd);
+	notify_release(&d.notify);
 	return rc;
 }

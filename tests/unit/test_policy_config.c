@@ -43,6 +43,10 @@ static void test_defaults(void **state)
 	assert_string_equal(c.audit_log, "/var/log/artifactfs/audit.jsonl");
 	assert_false(c.audit_syslog);
 	assert_int_equal(c.passthrough, POL_PASSTHROUGH_AUTO);
+	assert_null(c.log_file);
+	assert_int_equal(c.log_format, AF_LOG_TEXT);
+	assert_false(c.log_format_set);
+	assert_null(c.metrics_listen);
 	pol_config_release(&c);
 	pol_config_release(&c);
 }
@@ -78,7 +82,10 @@ static const char full_ini[] =
 	"log = /srv/audit.jsonl\n"
 	"syslog = yes\n"
 	"[fs]\n"
-	"passthrough = off\n";
+	"passthrough = off\n"
+	"[log]\n"
+	"file = /var/log/artifactfs/artifactfs.log\n"
+	"format = json\n";
 
 static void test_every_key(void **state)
 {
@@ -116,6 +123,9 @@ static void test_every_key(void **state)
 	assert_string_equal(c.audit_log, "/srv/audit.jsonl");
 	assert_true(c.audit_syslog);
 	assert_int_equal(c.passthrough, POL_PASSTHROUGH_OFF);
+	assert_string_equal(c.log_file, "/var/log/artifactfs/artifactfs.log");
+	assert_int_equal(c.log_format, AF_LOG_JSON);
+	assert_true(c.log_format_set);
 	pol_config_release(&c);
 }
 
@@ -179,6 +189,10 @@ static void test_errors(void **state)
 	expect_error("[cache\n",
 		     "a.conf:1: syntax error (want \"key = value\" or \"[section]\")");
 	expect_error("[cache]\ndir =\n", "a.conf:2: dir: empty path");
+	expect_error("[log]\nformat = xml\n",
+		     "a.conf:2: format: must be text or json");
+	expect_error("[log]\nlevel = debug\n",
+		     "a.conf:2: unknown key \"level\" in [log]");
 	/* First error wins. */
 	expect_error("[fetch]\nfoo = 1\nbar = 2\n",
 		     "a.conf:2: unknown key \"foo\" in [fetch]");
@@ -373,6 +387,53 @@ static void test_indented_keys(void **state)
 		     "a.conf:3: unknown key \"bogus\" in [cache]");
 }
 
+/*
+ * [metrics] listen (DESIGN §13): anything but loopback only when asked
+ * for by address; never a default, never a host name.
+ */
+static void test_listen(void **state)
+{
+	static const struct {
+		const char *in, *host;
+		unsigned port;
+	} good[] = {
+		{ "9464", "127.0.0.1", 9464 },
+		{ "127.0.0.1:9464", "127.0.0.1", 9464 },
+		{ "localhost:1", "127.0.0.1", 1 },
+		{ "0.0.0.0:9464", "0.0.0.0", 9464 },
+		{ "10.1.2.3:65535", "10.1.2.3", 65535 },
+		{ "[::1]:9464", "::1", 9464 },
+		{ "[::]:80", "::", 80 },
+	};
+	static const char *const bad[] = {
+		"", ":9464", "*:9464", "0", "65536", "127.0.0.1:", "127.0.0.1:0",
+		"127.0.0.1:x", "127.0.0.1:80x", "metrics.internal:9464",
+		"[::1]", "[::1]9464", "[nope]:1", "[]:1", "1.2.3:80",
+		"127.0.0.1:99999999999999999999999", " 127.0.0.1:80",
+	};
+	char host[64], why[256];
+	uint16_t port;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (pol_parse_listen(good[i].in, host, sizeof(host), &port, why,
+				     sizeof(why)) != 0)
+			fail_msg("%s: %s", good[i].in, why);
+		assert_string_equal(host, good[i].host);
+		assert_int_equal(port, good[i].port);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		if (pol_parse_listen(bad[i], host, sizeof(host), &port, why,
+				     sizeof(why)) != AF_EPARSE)
+			fail_msg("accepted \"%s\"", bad[i]);
+		assert_true(why[0] != '\0');
+	}
+	/* Too small a buffer for the address is an error, not a cut. */
+	assert_int_equal(pol_parse_listen("[::1]:9", host, 3, &port, why,
+					  sizeof(why)), AF_EPARSE);
+}
+
 static void test_load(void **state)
 {
 	char path[] = "/tmp/test_config_XXXXXX";
@@ -407,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_long_line_and_nul),
 		cmocka_unit_test(test_bools_passthrough_mirrors),
 		cmocka_unit_test(test_indented_keys),
+		cmocka_unit_test(test_listen),
 		cmocka_unit_test(test_load),
 	};
 
