@@ -36,6 +36,10 @@ enum cfg_kind {
 	CFG_USER,
 	CFG_LOG_FORMAT,
 	CFG_LISTEN,
+	CFG_ENDPOINT,		/* §5b endpoint rule */
+	CFG_ENDPOINT_ACCOUNT,	/* the same, "{account}" allowed */
+	CFG_REGION,
+	CFG_ADDRESSING,
 };
 
 struct cfg_key {
@@ -60,6 +64,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "credentials", "helper", CFG_PATH, F(credentials_helper), 0, 0 },
 	{ "credentials", "max_lifetime", CFG_DURATION,
 	  F(credentials_max_lifetime_ms), 0, 0 },
+	{ "credentials", "helper_timeout", CFG_DURATION,
+	  F(credentials_helper_timeout_ms), 0, 0 },
 	{ "fetch", "connections", CFG_UINT, F(fetch_connections), 1, 64 },
 	{ "fetch", "retries", CFG_UINT, F(fetch_retries), 0, 100 },
 	{ "fetch", "connect_timeout", CFG_DURATION, F(connect_timeout_ms), 0,
@@ -75,12 +81,22 @@ static const struct cfg_key cfg_keys[] = {
 	{ "daemon", "run_as", CFG_USER, F(run_as), 0, 0 },
 	{ "log", "file", CFG_PATH, F(log_file), 0, 0 },
 	{ "log", "format", CFG_LOG_FORMAT, F(log_format), 0, 0 },
+	{ "s3", "region", CFG_REGION, F(s3_region), 0, 0 },
+	{ "s3", "endpoint", CFG_ENDPOINT, F(s3_endpoint), 0, 0 },
+	{ "s3", "addressing", CFG_ADDRESSING, F(s3_addressing), 0, 0 },
+	{ "gcs", "endpoint", CFG_ENDPOINT, F(gcs_endpoint), 0, 0 },
+	{ "azure_blob", "endpoint", CFG_ENDPOINT_ACCOUNT, F(azure_endpoint), 0,
+	  0 },
+	{ "huggingface", "endpoint", CFG_ENDPOINT, F(hf_endpoint), 0, 0 },
+	{ "artifact_store", "endpoint", CFG_ENDPOINT,
+	  F(artifact_store_endpoint), 0, 0 },
 };
 #undef F
 
 static const char *const cfg_sections[] = {
 	"cache", "registry", "policy", "credentials", "fetch", "audit", "fs",
 	"daemon", "log",
+	"s3", "gcs", "azure_blob", "huggingface", "artifact_store",
 };
 
 struct cfg_ctx {
@@ -418,6 +434,41 @@ int pol_parse_listen(const char *s, char *host, size_t hostlen,
 	return 0;
 }
 
+/*
+ * A source endpoint (DESIGN §5b): an https:// URL, or http:// on a
+ * loopback address, without userinfo, query or fragment; "{account}" is
+ * the only placeholder and only where allowed (azure_blob).
+ */
+static bool endpoint_ok(const char *v, bool account, char *why,
+			size_t whylen)
+{
+	const char *p;
+
+	if (!url_ok(v, true, why, whylen))
+		return false;
+	if (strpbrk(v, "?#")) {
+		pol_seterr(why, whylen, "endpoint must not have a query or fragment");
+		return false;
+	}
+	for (p = v; (p = strpbrk(p, "{}")) != NULL; p += 9)
+		if (!account || strncmp(p, "{account}", 9) != 0) {
+			pol_seterr(why, whylen, account ?
+				   "endpoint takes only the {account} placeholder" :
+				   "endpoint takes no placeholder");
+			return false;
+		}
+	if (strncmp(v, "http://", 7) == 0 && !host_is_loopback(v + 7)) {
+		pol_seterr(why, whylen,
+			   "http:// only for a loopback address (use https://)");
+		return false;
+	}
+	if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+		pol_seterr(why, whylen, "endpoint must be https:// (or http:// on loopback)");
+		return false;
+	}
+	return true;
+}
+
 static int set_string(char **slot, const char *v)
 {
 	char *d = strdup(v);
@@ -642,6 +693,49 @@ static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 		return 0;
 	case CFG_MIRRORS:
 		return add_mirrors(c, v);
+	case CFG_ENDPOINT:
+	case CFG_ENDPOINT_ACCOUNT: {
+		char *d;
+		size_t n;
+		int ret;
+
+		if (!endpoint_ok(v, k->kind == CFG_ENDPOINT_ACCOUNT, why,
+				 sizeof(why))) {
+			cfg_fail(c, c->line, "%s: %s", k->key, why);
+			return AF_EPARSE;
+		}
+		d = strdup(v);
+		if (!d)
+			return -ENOMEM;
+		/* Stored without trailing '/': requests append "/path". */
+		n = strlen(d);
+		while (n > (size_t)(strstr(d, "://") + 4 - d) && d[n - 1] == '/')
+			d[--n] = '\0';
+		ret = set_string((char **)(base + k->off), d);
+		free(d);
+		return ret;
+	}
+	case CFG_REGION:
+		if (!*v || strlen(v) > 32 ||
+		    strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
+		    strlen(v)) {
+			cfg_fail(c, c->line,
+				 "%s: not a region name (such as us-east-1)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		return set_string((char **)(base + k->off), v);
+	case CFG_ADDRESSING:
+		if (strcmp(v, "path") == 0)
+			c->cfg->s3_addressing = POL_S3_ADDR_PATH;
+		else if (strcmp(v, "virtual") == 0)
+			c->cfg->s3_addressing = POL_S3_ADDR_VIRTUAL;
+		else {
+			cfg_fail(c, c->line, "%s: must be path or virtual",
+				 k->key);
+			return AF_EPARSE;
+		}
+		return 0;
 	default:
 		cfg_fail(c, c->line, "%s: internal error", k->key);
 		return AF_EPARSE;
@@ -698,6 +792,7 @@ int pol_config_init(struct pol_config *cfg)
 	cfg->chunk_size = 8 * 1024 * 1024;
 	cfg->registry_refresh_ms = 30 * 1000;
 	cfg->credentials_max_lifetime_ms = 12ULL * 3600 * 1000;
+	cfg->credentials_helper_timeout_ms = 30 * 1000;
 	cfg->fetch_connections = 8;
 	cfg->fetch_retries = 5;
 	cfg->connect_timeout_ms = 10 * 1000;
@@ -707,7 +802,9 @@ int pol_config_init(struct pol_config *cfg)
 	cfg->cache_dir = strdup("/var/cache/artifactfs");
 	cfg->registry_dir = strdup("/etc/artifactfs/registry");
 	cfg->audit_log = strdup("/var/log/artifactfs/audit.jsonl");
-	if (!cfg->cache_dir || !cfg->registry_dir || !cfg->audit_log) {
+	cfg->s3_region = strdup("us-east-1");
+	if (!cfg->cache_dir || !cfg->registry_dir || !cfg->audit_log ||
+	    !cfg->s3_region) {
 		pol_config_release(cfg);
 		return -ENOMEM;
 	}
@@ -800,5 +897,11 @@ void pol_config_release(struct pol_config *cfg)
 	free(cfg->run_as);
 	free(cfg->log_file);
 	free(cfg->metrics_listen);
+	free(cfg->s3_region);
+	free(cfg->s3_endpoint);
+	free(cfg->gcs_endpoint);
+	free(cfg->azure_endpoint);
+	free(cfg->hf_endpoint);
+	free(cfg->artifact_store_endpoint);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -20,6 +20,12 @@ enum pol_passthrough {
 	POL_PASSTHROUGH_OFF,
 };
 
+enum pol_s3_addressing {
+	POL_S3_ADDR_DEFAULT = 0,	/* virtual, or path with an endpoint */
+	POL_S3_ADDR_PATH,
+	POL_S3_ADDR_VIRTUAL,
+};
+
 /* A plain value object; pol_config_release frees every string. */
 struct pol_config {
 	char *path;			/* file it was read from, or NULL */
@@ -42,6 +48,7 @@ struct pol_config {
 	char *credentials_dir;		/* NULL unless set */
 	char *credentials_helper;	/* NULL unless set */
 	uint64_t credentials_max_lifetime_ms;	/* default 12h */
+	uint64_t credentials_helper_timeout_ms;	/* default 30s; then killed */
 
 	/* [fetch] */
 	unsigned fetch_connections;	/* default 8, 1..64 */
@@ -70,6 +77,18 @@ struct pol_config {
 
 	/* [metrics] */
 	char *metrics_listen;		/* NULL: no metrics server */
+	/*
+	 * Source endpoints (DESIGN §5b, §10): https://, or http:// on a
+	 * loopback address only; no userinfo, query or fragment; stored
+	 * without a trailing '/'. NULL: the type's default endpoint.
+	 */
+	char *s3_region;		/* [s3] region, default us-east-1 */
+	char *s3_endpoint;		/* [s3] endpoint */
+	enum pol_s3_addressing s3_addressing;	/* [s3] addressing */
+	char *gcs_endpoint;		/* [gcs] endpoint */
+	char *azure_endpoint;		/* [azure_blob] endpoint; may hold {account} */
+	char *hf_endpoint;		/* [huggingface] endpoint */
+	char *artifact_store_endpoint;	/* [artifact_store] endpoint */
 };
 
 /* Fills cfg with the defaults above. Returns 0 or -ENOMEM. */

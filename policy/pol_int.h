@@ -11,32 +11,11 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "policy.h"
 
 /* Largest file a policy loader reads (registrations, policy, config). */
 #define POL_FILE_MAX	(16u * 1024 * 1024)
-
-/*
- * A growable byte buffer with a hard maximum fixed at creation (STYLE.md
- * "every growable buffer has a maximum"). Once an append fails, failed is
- * set and every later append is a no-op, so a caller checks once at the end.
- */
-struct pol_buf {
-	char *p;		/* NUL-terminated when non-NULL */
-	size_t len;
-	size_t cap;
-	size_t max;		/* len never exceeds max */
-	bool failed;
-};
-
-void pol_buf_init(struct pol_buf *b, size_t max);
-void pol_buf_release(struct pol_buf *b);
-void pol_buf_add(struct pol_buf *b, const char *s, size_t n);
-void pol_buf_adds(struct pol_buf *b, const char *s);
-void pol_buf_addf(struct pol_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-/* Appends s as a JSON string, quotes included; invalid UTF-8 -> U+FFFD. */
-void pol_buf_add_json_string(struct pol_buf *b, const char *s);
 
 /*
  * Formats into err (may be NULL or errlen 0): always NUL-terminated,
@@ -79,6 +58,14 @@ int pol_read_file(const char *path, char **out, size_t *len);
  * into epoch seconds. Returns true on success.
  */
 bool pol_parse_rfc3339(const char *s, long long *out);
+
+/*
+ * Whether [p, end) (a URI's authority and path) has a "." or ".." segment,
+ * also written
+ * with %2e / %2E (DESIGN §2: such a URI is not a valid registration, and a
+ * credential scope may not have one either).
+ */
+bool pol_path_has_dot_segment(const char *p, const char *end);
 
 /*
  * Validates one registration object already parsed by jansson. origin is

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 #include "pol_int.h"
 
@@ -94,8 +95,7 @@ static bool is_dot_segment(const char *p, size_t n)
 	return dots == 1 || dots == 2;
 }
 
-/* True when [p, end) (authority and path) has a dot segment. */
-static bool has_dot_segment(const char *p, const char *end)
+bool pol_path_has_dot_segment(const char *p, const char *end)
 {
 	while (p < end) {
 		size_t n;
@@ -108,6 +108,143 @@ static bool has_dot_segment(const char *p, const char *end)
 		p += n;
 	}
 	return false;
+}
+
+/*
+ * Percent-decodes [p, end) into out (at most outlen - 1 bytes, then NUL).
+ * Returns the decoded length, or -1 for a bad escape, a decoded byte below
+ * 0x20 or 0x7f, or an overflow of out.
+ */
+static ssize_t pct_decode(const char *p, const char *end, char *out,
+			  size_t outlen)
+{
+	size_t o = 0;
+
+	for (; p < end; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '%') {
+			if (end - p < 3 || pol_hex_value(p[1]) < 0 ||
+			    pol_hex_value(p[2]) < 0)
+				return -1;
+			c = pol_hex_value(p[1]) * 16 + pol_hex_value(p[2]);
+			p += 2;
+		}
+		if (c < 0x20 || c == 0x7f || o + 1 >= outlen)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return (ssize_t)o;
+}
+
+static bool lower_digit(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/*
+ * S3 bucket naming rules (AWS "General purpose bucket naming rules"):
+ * 3-63 of [a-z0-9.-], a letter or digit at both ends, no "..", not an
+ * IPv4 address, none of the reserved prefixes and suffixes.
+ */
+static const char *s3_bucket_problem(const char *b, size_t n)
+{
+	static const char *const bad_prefix[] = { "xn--", "sthree-",
+						  "amzn-s3-demo-" };
+	static const char *const bad_suffix[] = { "-s3alias", "--ol-s3",
+						  ".mrap", "--x-s3",
+						  "--table-s3" };
+	bool all_ip = true;
+
+	if (n < 3 || n > 63)
+		return "bucket name must be 3 to 63 characters";
+	for (size_t i = 0; i < n; i++) {
+		if (!lower_digit(b[i]) && b[i] != '.' && b[i] != '-')
+			return "bucket name takes only a-z, 0-9, '.' and '-'";
+		if (b[i] != '.' && (b[i] < '0' || b[i] > '9'))
+			all_ip = false;
+	}
+	if (!lower_digit(b[0]) || !lower_digit(b[n - 1]))
+		return "bucket name must start and end with a letter or digit";
+	for (size_t i = 0; i + 1 < n; i++)
+		if (b[i] == '.' && (b[i + 1] == '.' || b[i + 1] == '-' ||
+				    (i > 0 && b[i - 1] == '-')))
+			return "bucket name has \"..\", \".-\" or \"-.\"";
+	if (all_ip)
+		return "bucket name must not look like an IP address";
+	for (size_t i = 0; i < sizeof(bad_prefix) / sizeof(bad_prefix[0]); i++)
+		if (n >= strlen(bad_prefix[i]) &&
+		    strncmp(b, bad_prefix[i], strlen(bad_prefix[i])) == 0)
+			return "bucket name has a reserved prefix";
+	for (size_t i = 0; i < sizeof(bad_suffix) / sizeof(bad_suffix[0]); i++) {
+		size_t k = strlen(bad_suffix[i]);
+
+		if (n >= k && strncmp(b + n - k, bad_suffix[i], k) == 0)
+			return "bucket name has a reserved suffix";
+	}
+	return NULL;
+}
+
+/*
+ * GCS bucket naming rules: [a-z0-9._-], a letter or digit at both ends,
+ * 3-63 characters (up to 222 with dots, each dot-separated part at most
+ * 63), no "goog" prefix and no "google" in it.
+ */
+static const char *gcs_bucket_problem(const char *b, size_t n)
+{
+	size_t part = 0;
+
+	if (n < 3 || n > 222 || (n > 63 && !memchr(b, '.', n)))
+		return "bucket name must be 3 to 63 characters (222 with dots)";
+	for (size_t i = 0; i < n; i++) {
+		if (!lower_digit(b[i]) && b[i] != '.' && b[i] != '-' &&
+		    b[i] != '_')
+			return "bucket name takes only a-z, 0-9, '.', '-' and '_'";
+		part = b[i] == '.' ? 0 : part + 1;
+		if (part > 63)
+			return "bucket name has a part longer than 63 characters";
+	}
+	if (!lower_digit(b[0]) || !lower_digit(b[n - 1]))
+		return "bucket name must start and end with a letter or digit";
+	if (strncmp(b, "goog", 4) == 0 || memmem(b, n, "google", 6))
+		return "bucket name must not contain \"goog\" or \"google\"";
+	return NULL;
+}
+
+/*
+ * Azure container naming rules: 3-63 of [a-z0-9-], a letter or digit
+ * first, no "--", no '-' last; "$root" and "$web" are the special ones.
+ */
+static const char *azure_container_problem(const char *b, size_t n)
+{
+	if ((n == 5 && strncmp(b, "$root", 5) == 0) ||
+	    (n == 4 && strncmp(b, "$web", 4) == 0))
+		return NULL;
+	if (n < 3 || n > 63)
+		return "container name must be 3 to 63 characters";
+	for (size_t i = 0; i < n; i++)
+		if (!lower_digit(b[i]) && b[i] != '-')
+			return "container name takes only a-z, 0-9 and '-'";
+	if (!lower_digit(b[0]) || b[n - 1] == '-' || memmem(b, n, "--", 2))
+		return "container name must start with a letter or digit, without \"--\" or a '-' last";
+	return NULL;
+}
+
+/*
+ * An object key or blob name: the path [p, end) percent-decoded must be
+ * 1..1024 bytes without control characters (S3, GCS and Azure all cap
+ * names at 1024 bytes).
+ */
+static const char *object_name_problem(const char *p, const char *end)
+{
+	char key[1025];
+
+	if (p >= end)
+		return "no object key";
+	if (pct_decode(p, end, key, sizeof(key)) < 0)
+		return "object name is longer than 1024 bytes, has a bad percent escape or a control character";
+	return NULL;
 }
 
 int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
@@ -160,7 +297,7 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 	 * DESIGN §2: policy prefixes and credential scopes compare the URI as
 	 * written, so it must mean what it says: no "." or ".." segment.
 	 */
-	if (has_dot_segment(auth, path_end)) {
+	if (pol_path_has_dot_segment(auth, path_end)) {
 		pol_seterr(err, errlen,
 			   "uri has a \".\" or \"..\" dot segment (also as %%2e): not a valid registration");
 		return AF_EPARSE;
@@ -185,6 +322,7 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 	case POL_SRC_S3:
 	case POL_SRC_GCS: {
 		const char *scheme = type == POL_SRC_S3 ? "s3://" : "gs://";
+		const char *why;
 
 		if (!has_prefix(uri, scheme)) {
 			pol_seterr(err, errlen, "%s uri must start with \"%s\"",
@@ -200,14 +338,24 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 				   tname);
 			return AF_EPARSE;
 		}
+		why = type == POL_SRC_S3 ? s3_bucket_problem(auth, alen)
+					 : gcs_bucket_problem(auth, alen);
+		if (!why)
+			why = object_name_problem(auth_end + 1, path_end);
+		if (!why && strchr(uri, '#'))
+			why = "fragment (\"#\") in uri";
+		if (why) {
+			pol_seterr(err, errlen, "%s uri: %s", tname, why);
+			return AF_EPARSE;
+		}
 		return 0;
 	}
 	case POL_SRC_AZURE_BLOB: {
 		static const char suffix[] = ".blob.core.windows.net";
 		const char *colon = memchr(auth, ':', alen);
 		size_t hlen = colon ? (size_t)(colon - auth) : alen;
-		size_t slen = sizeof(suffix) - 1;
-		const char *p;
+		size_t slen = sizeof(suffix) - 1, clen;
+		const char *p, *why = NULL;
 
 		if (!has_prefix(uri, "https://")) {
 			pol_seterr(err, errlen,
@@ -222,16 +370,35 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 				   suffix);
 			return AF_EPARSE;
 		}
+		if (hlen - slen < 3 || hlen - slen > 24)
+			why = "account name must be 3 to 24 characters";
+		for (size_t i = 0; !why && i < hlen - slen; i++)
+			if (!lower_digit(auth[i]))
+				why = "account name takes only a-z and 0-9";
+		if (why) {
+			pol_seterr(err, errlen, "azure_blob uri: %s", why);
+			return AF_EPARSE;
+		}
 		p = auth_end;
 		if (p < path_end)
 			p++;
-		if (seg_len(p, path_end) == 0) {
+		clen = seg_len(p, path_end);
+		if (clen == 0) {
 			pol_seterr(err, errlen, "azure_blob uri has no container");
 			return AF_EPARSE;
 		}
-		p += seg_len(p, path_end);
-		if (path_end - p < 2) {
+		why = azure_container_problem(p, clen);
+		p += clen;
+		if (!why && path_end - p < 2) {
 			pol_seterr(err, errlen, "azure_blob uri has no blob name");
+			return AF_EPARSE;
+		}
+		if (!why)
+			why = object_name_problem(p + 1, path_end);
+		if (!why && strchr(uri, '#'))
+			why = "fragment (\"#\") in uri";
+		if (why) {
+			pol_seterr(err, errlen, "azure_blob uri: %s", why);
 			return AF_EPARSE;
 		}
 		return 0;

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "pol_int.h"
 
 void pol_buf_init(struct pol_buf *b, size_t max)
@@ -20,12 +22,37 @@ void pol_buf_init(struct pol_buf *b, size_t max)
 	b->cap = 0;
 	b->max = max;
 	b->failed = false;
+	b->secret = false;
+}
+
+void pol_buf_init_secret(struct pol_buf *b, size_t max)
+{
+	pol_buf_init(b, max);
+	b->secret = true;
 }
 
 void pol_buf_release(struct pol_buf *b)
 {
+	bool secret = b->secret;
+
+	if (b->p && secret)
+		OPENSSL_cleanse(b->p, b->cap);
 	free(b->p);
 	pol_buf_init(b, b->max);
+	b->secret = secret;
+}
+
+char *pol_buf_take(struct pol_buf *b)
+{
+	char *p = b->failed ? NULL : b->p;
+	bool secret = b->secret;
+
+	if (!p)
+		pol_buf_release(b);
+	else
+		pol_buf_init(b, b->max);
+	b->secret = secret;
+	return p;
 }
 
 static bool buf_reserve(struct pol_buf *b, size_t n)
@@ -45,7 +72,17 @@ static bool buf_reserve(struct pol_buf *b, size_t n)
 	cap = b->cap ? b->cap : 64;
 	while (cap < want)
 		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-	p = realloc(b->p, cap);
+	if (b->secret) {
+		/* realloc would leave the old bytes behind unwiped. */
+		p = malloc(cap);
+		if (p && b->p) {
+			memcpy(p, b->p, b->len + 1);
+			OPENSSL_cleanse(b->p, b->cap);
+			free(b->p);
+		}
+	} else {
+		p = realloc(b->p, cap);
+	}
 	if (!p) {
 		b->failed = true;
 		return false;

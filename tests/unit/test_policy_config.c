@@ -47,6 +47,14 @@ static void test_defaults(void **state)
 	assert_int_equal(c.log_format, AF_LOG_TEXT);
 	assert_false(c.log_format_set);
 	assert_null(c.metrics_listen);
+	assert_int_equal(c.credentials_helper_timeout_ms, 30000);
+	assert_string_equal(c.s3_region, "us-east-1");
+	assert_null(c.s3_endpoint);
+	assert_int_equal(c.s3_addressing, POL_S3_ADDR_DEFAULT);
+	assert_null(c.gcs_endpoint);
+	assert_null(c.azure_endpoint);
+	assert_null(c.hf_endpoint);
+	assert_null(c.artifact_store_endpoint);
 	pol_config_release(&c);
 	pol_config_release(&c);
 }
@@ -70,6 +78,7 @@ static const char full_ini[] =
 	"dir = /run/artifactfs/credentials\n"
 	"helper = /usr/libexec/artifactfs-credential-helper\n"
 	"max_lifetime = 1d\n"
+	"helper_timeout = 5s\n"
 	"[fetch]\n"
 	"connections = 16\n"
 	"retries = 0\n"
@@ -85,7 +94,19 @@ static const char full_ini[] =
 	"passthrough = off\n"
 	"[log]\n"
 	"file = /var/log/artifactfs/artifactfs.log\n"
-	"format = json\n";
+	"format = json\n"
+	"[s3]\n"
+	"region = eu-west-3\n"
+	"endpoint = http://127.0.0.1:9000/\n"
+	"addressing = virtual\n"
+	"[gcs]\n"
+	"endpoint = https://storage.googleapis.com\n"
+	"[azure_blob]\n"
+	"endpoint = http://127.0.0.1:10000/{account}\n"
+	"[huggingface]\n"
+	"endpoint = https://huggingface.co\n"
+	"[artifact_store]\n"
+	"endpoint = https://artifact-store.internal/api//\n";
 
 static void test_every_key(void **state)
 {
@@ -126,6 +147,16 @@ static void test_every_key(void **state)
 	assert_string_equal(c.log_file, "/var/log/artifactfs/artifactfs.log");
 	assert_int_equal(c.log_format, AF_LOG_JSON);
 	assert_true(c.log_format_set);
+	assert_int_equal(c.credentials_helper_timeout_ms, 5000);
+	assert_string_equal(c.s3_region, "eu-west-3");
+	assert_string_equal(c.s3_endpoint, "http://127.0.0.1:9000");
+	assert_int_equal(c.s3_addressing, POL_S3_ADDR_VIRTUAL);
+	assert_string_equal(c.gcs_endpoint, "https://storage.googleapis.com");
+	assert_string_equal(c.azure_endpoint,
+			    "http://127.0.0.1:10000/{account}");
+	assert_string_equal(c.hf_endpoint, "https://huggingface.co");
+	assert_string_equal(c.artifact_store_endpoint,
+			    "https://artifact-store.internal/api");
 	pol_config_release(&c);
 }
 
@@ -198,6 +229,40 @@ static void test_errors(void **state)
 		     "a.conf:2: unknown key \"foo\" in [fetch]");
 	expect_error("[cache]\nbad line\n[fetch]\nfoo = 1\n",
 		     "a.conf:2: syntax error (want \"key = value\" or \"[section]\")");
+}
+
+/* DESIGN §5b: https://, or http:// on loopback only; no secrets. */
+static void test_endpoints(void **state)
+{
+	(void)state;
+	expect_error("[s3]\nendpoint = http://s3.internal:9000\n",
+		     "a.conf:2: endpoint: http:// only for a loopback address (use https://)");
+	expect_error("[gcs]\nendpoint = http://10.0.0.1/\n",
+		     "a.conf:2: endpoint: http:// only for a loopback address (use https://)");
+	expect_error("[s3]\nendpoint = ftp://127.0.0.1/\n",
+		     "a.conf:2: endpoint: https uri must start with \"https://\" (or \"http://\")");
+	expect_error("[s3]\nendpoint = https://u:hunter2@s3.internal\n",
+		     "a.conf:2: endpoint: url must not carry userinfo (secrets never go in the config file)");
+	expect_error("[s3]\nendpoint = https://s3.internal/?x=1\n",
+		     "a.conf:2: endpoint: endpoint must not have a query or fragment");
+	expect_error("[s3]\nendpoint = https://s3.internal/?X-Amz-Signature=1\n",
+		     "a.conf:2: endpoint: uri query parameter \"x-amz-signature\" carries a credential (not allowed in a uri)");
+	expect_error("[gcs]\nendpoint = https://{account}.example\n",
+		     "a.conf:2: endpoint: endpoint takes no placeholder");
+	expect_error("[azure_blob]\nendpoint = https://{acct}.example\n",
+		     "a.conf:2: endpoint: endpoint takes only the {account} placeholder");
+	expect_error("[azure_blob]\nendpoint = http://{account}.example\n",
+		     "a.conf:2: endpoint: http:// only for a loopback address (use https://)");
+	expect_error("[s3]\nregion = US East\n",
+		     "a.conf:2: region: not a region name (such as us-east-1)");
+	expect_error("[s3]\naddressing = dns\n",
+		     "a.conf:2: addressing: must be path or virtual");
+	expect_error("[s3]\naccess_key_id = AKIA\n",
+		     "a.conf:2: unknown key \"access_key_id\" in [s3]: secrets never go in the config file (use credentials.dir or registry.token_file)");
+	expect_error("[azure_blob]\nsas_token = sv=1\n",
+		     "a.conf:2: unknown key \"sas_token\" in [azure_blob]: secrets never go in the config file (use credentials.dir or registry.token_file)");
+	expect_error("[credentials]\nhelper_timeout = 0s\n",
+		     "a.conf:2: helper_timeout: not a positive duration (a number with s, m, h or d)");
 }
 
 static void expect_ok_url(const char *url)
@@ -463,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_secrets_refused),
 		cmocka_unit_test(test_sizes_durations),
 		cmocka_unit_test(test_long_line_and_nul),
