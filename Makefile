@@ -37,6 +37,13 @@ DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 
 PKGS := libcurl openssl libxxhash jansson
 
+# The AWS Signature V4 test suite (aws-c-auth), read at run time by
+# tests/unit/test_sources_sigv4.c: the project's shared test data beside
+# the repository (or beside the worktree folder). Never copied in.
+SIGV4_TESTDATA ?= $(firstword $(wildcard $(CURDIR)/../shared/testdata/aws-sigv4 \
+	$(CURDIR)/../../shared/testdata/aws-sigv4))
+export AF_SIGV4_DIR := $(SIGV4_TESTDATA)
+
 # libfuse: a private static 3.17 build when the system's is older (mk/libfuse.mk).
 include mk/libfuse.mk
 
