@@ -147,6 +147,14 @@ struct pol_registration *pol_registration_dup(const struct pol_registration *r);
 void pol_registration_free(struct pol_registration *r);
 bool pol_registration_has_channel(const struct pol_registration *r,
 				  const char *channel);
+/*
+ * Fields of r that DESIGN §2 does not define (top level, "source.*",
+ * "allowlist_decision.*"): accepted for forward compatibility, but `check`
+ * warns about them. Writes their names, comma-separated and truncated to
+ * fit, into out (may be NULL). Returns how many there are.
+ */
+size_t pol_registration_unknown_fields(const struct pol_registration *r,
+				       char *out, size_t outlen);
 
 /*
  * URIs (DESIGN §2, §5). pol_uri_check validates the form of uri for the

@@ -485,3 +485,82 @@ bool pol_registration_deprecated(const struct pol_registration *r)
 {
 	return r && r->lifecycle == POL_LC_DEPRECATED;
 }
+
+/* The fields DESIGN §2 defines, per object. */
+static const char *const known_top[] = {
+	"project", "name", "artifact_kind", "digest", "source",
+	"lifecycle_state", "trust_state", "channels", "allowlist_decision",
+	"attestation", "registered_at",
+};
+static const char *const known_source[] = {
+	"source_type", "uri", "source_ref", "size_bytes", "content_encoding",
+};
+static const char *const known_decision[] = {
+	"decision", "policy", "decided_at",
+};
+
+static bool name_known(const char *key, const char *const *known, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(key, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Appends the unknown keys of obj (prefixed) to out; returns their count. */
+static size_t unknown_in(json_t *obj, const char *prefix,
+			 const char *const *known, size_t nknown, char *out,
+			 size_t outlen)
+{
+	char safe[POL_SAFE_BUF];
+	const char *key;
+	json_t *v;
+	size_t n = 0;
+
+	if (!json_is_object(obj))
+		return 0;
+	json_object_foreach(obj, key, v) {
+		size_t used;
+
+		(void)v;
+		if (name_known(key, known, nknown))
+			continue;
+		n++;
+		if (!out || outlen == 0)
+			continue;
+		used = strlen(out);
+		if (used + 1 < outlen)
+			snprintf(out + used, outlen - used, "%s%s%s",
+				 used ? ", " : "", prefix,
+				 pol_safe(key, POL_SAFE_LEN, safe,
+					  sizeof(safe)));
+	}
+	return n;
+}
+
+size_t pol_registration_unknown_fields(const struct pol_registration *r,
+				       char *out, size_t outlen)
+{
+	json_t *obj;
+	size_t n;
+
+	if (out && outlen)
+		out[0] = '\0';
+	if (!r || !r->json)
+		return 0;
+	obj = json_loads(r->json, 0, NULL);
+	if (!obj)
+		return 0;
+	n = unknown_in(obj, "", known_top,
+		       sizeof(known_top) / sizeof(known_top[0]), out, outlen);
+	n += unknown_in(json_object_get(obj, "source"), "source.",
+			known_source,
+			sizeof(known_source) / sizeof(known_source[0]), out,
+			outlen);
+	n += unknown_in(json_object_get(obj, "allowlist_decision"),
+			"allowlist_decision.", known_decision,
+			sizeof(known_decision) / sizeof(known_decision[0]),
+			out, outlen);
+	json_decref(obj);
+	return n;
+}

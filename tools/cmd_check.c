@@ -1,10 +1,12 @@
 /*
  * cmd_check.c - artifactfs check [-c FILE] [--json]: validates the config,
  * the policy and every registration and lists every problem. Exit 0 when
- * there is none, 1 otherwise. Policy denials and channel ties are reported
- * as notes: they are decisions, not errors. A record that claims
- * trust_state attested without evidence that verifies (DESIGN §12) is an
- * error: the claim is false on this node, whatever the minimum.
+ * there is none, 1 otherwise. Policy denials are reported as notes (they
+ * are decisions, not errors); channel ties and unknown registration fields
+ * as warnings (the record is valid, but probably not what was meant). A
+ * record that claims trust_state attested without evidence that verifies
+ * (DESIGN §12) is an error: the claim is false on this node, whatever the
+ * minimum.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -30,6 +32,7 @@ static const char check_usage[] =
 struct check_state {
 	struct cli *cli;
 	unsigned errors;
+	unsigned warnings;
 	unsigned notes;
 };
 
@@ -37,6 +40,8 @@ static void emit(struct check_state *st, const char *level, const char *msg)
 {
 	if (strcmp(level, "error") == 0)
 		st->errors++;
+	else if (strcmp(level, "warning") == 0)
+		st->warnings++;
 	else
 		st->notes++;
 	if (st->cli->json) {
@@ -60,10 +65,11 @@ static void emit(struct check_state *st, const char *level, const char *msg)
 static void emit_summary(struct check_state *st, size_t registrations)
 {
 	if (st->cli->json) {
-		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:b}", "level",
-				      "summary", "registrations",
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:b}",
+				      "level", "summary", "registrations",
 				      (json_int_t)registrations, "errors",
-				      (json_int_t)st->errors, "notes",
+				      (json_int_t)st->errors, "warnings",
+				      (json_int_t)st->warnings, "notes",
 				      (json_int_t)st->notes, "ok",
 				      st->errors == 0);
 		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -74,13 +80,80 @@ static void emit_summary(struct check_state *st, size_t registrations)
 		json_decref(o);
 		return;
 	}
-	printf("%zu registrations, %u errors, %u notes\n", registrations,
-	       st->errors, st->notes);
+	printf("%zu registrations, %u errors, %u warnings, %u notes\n",
+	       registrations, st->errors, st->warnings, st->notes);
 }
 
 static void on_registry_problem(void *arg, const char *msg)
 {
 	emit(arg, "error", msg);
+}
+
+/*
+ * DESIGN §7: a tie on registered_at between records claiming one channel
+ * is resolved (larger digest) but reported. Among every valid record,
+ * whatever the policy says: a tie that policy hides today shows up the day
+ * it allows both. Reported once, at the record that wins.
+ */
+static void check_channel_tie(struct check_state *st,
+			      const struct pol_registry *reg,
+			      const struct pol_registration *r,
+			      const char *channel)
+{
+	const struct pol_registration *best = NULL;
+	char msg[1400], others[900] = "";
+	size_t first = 0, n, tied = 0;
+
+	n = pol_registry_project_range(reg, r->project, &first);
+	for (size_t i = first; i < first + n; i++) {
+		const struct pol_registration *o = pol_registry_at(reg, i);
+
+		if (strcmp(o->name, r->name) != 0 ||
+		    !pol_registration_has_channel(o, channel))
+			continue;
+		if (!best || o->registered_at_s > best->registered_at_s ||
+		    (o->registered_at_s == best->registered_at_s &&
+		     strcmp(o->digest.str, best->digest.str) > 0))
+			best = o;
+	}
+	if (best != r)
+		return;
+	for (size_t i = first; i < first + n; i++) {
+		const struct pol_registration *o = pol_registry_at(reg, i);
+		size_t used = strlen(others);
+
+		if (o == r || strcmp(o->name, r->name) != 0 ||
+		    !pol_registration_has_channel(o, channel) ||
+		    o->registered_at_s != r->registered_at_s)
+			continue;
+		tied++;
+		if (used + 1 < sizeof(others))
+			snprintf(others + used, sizeof(others) - used, "%s%s (%s)",
+				 used ? ", " : "", o->digest.str, o->origin);
+	}
+	if (!tied)
+		return;
+	snprintf(msg, sizeof(msg),
+		 "%s/%s@%s: channel tie on registered_at (%s) between %s (%s) and %s; %s wins (larger digest)",
+		 r->project, r->name, channel,
+		 r->registered_at ? r->registered_at : "absent", r->digest.str,
+		 r->origin, others, r->digest.str);
+	emit(st, "warning", msg);
+}
+
+/* cache.dir must be a directory, or not exist yet (mount creates it). */
+static void check_cache_dir(struct check_state *st, const char *dir)
+{
+	char msg[1400];
+	struct stat sb;
+
+	if (!dir || stat(dir, &sb) < 0)
+		return;
+	if (S_ISDIR(sb.st_mode))
+		return;
+	snprintf(msg, sizeof(msg), "cache.dir: %s exists and is not a directory",
+		 dir);
+	emit(st, "error", msg);
 }
 
 int cmd_check(struct cli *cli, int argc, char **argv)
@@ -128,6 +201,7 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	cli->cfg_loaded = true;
+	check_cache_dir(&st, cli->cfg.cache_dir);
 
 	if (!cli->cfg.run_as)
 		emit(&st, "warning",
@@ -182,19 +256,15 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 				 r->project, r->name, r->digest.str, reason);
 			emit(&st, "note", msg);
 		}
-		for (size_t k = 0; k < r->n_channels; k++) {
-			const struct pol_registration *w;
-			bool tie = false;
-
-			w = pol_registry_channel(reg, pol, r->project, r->name,
-						 r->channels[k], &tie);
-			if (tie && w == r) {
-				snprintf(msg, sizeof(msg),
-					 "%s/%s@%s: channel tie on registered_at; %s wins (larger digest)",
-					 r->project, r->name, r->channels[k], r->digest.str);
-				emit(&st, "note", msg);
-			}
+		if (pol_registration_unknown_fields(r, reason, sizeof(reason))) {
+			snprintf(msg, sizeof(msg),
+				 "%s: %s/%s@%s: unknown field(s) %s (accepted, ignored)",
+				 r->origin, r->project, r->name, r->digest.str,
+				 reason);
+			emit(&st, "warning", msg);
 		}
+		for (size_t k = 0; k < r->n_channels; k++)
+			check_channel_tie(&st, reg, r, r->channels[k]);
 	}
 	emit_summary(&st, pol_registry_count(reg));
 	pol_registry_free(reg);

@@ -145,6 +145,63 @@ static void test_valid_minimal(void **state)
 	pol_registration_free(r);
 }
 
+static void edit_known_only(json_t *root, void *arg)
+{
+	(void)arg;
+	json_object_del(root, "future_field");
+}
+
+static void edit_unknown(json_t *root, void *arg)
+{
+	(void)arg;
+	json_object_set_new(root, "zz_future", json_true());
+	json_object_set_new(json_object_get(root, "source"), "region_hint",
+			    json_string("x"));
+	json_object_set_new(json_object_get(root, "allowlist_decision"),
+			    "reviewer", json_string("y"));
+}
+
+/*
+ * Unknown fields are accepted (forward compatibility) but named for
+ * check's warning (issue 10); the base record has one, future_field.
+ */
+static void test_unknown_fields(void **state)
+{
+	struct pol_registration *r;
+	char err[256], names[256], tiny[8];
+
+	(void)state;
+	assert_int_equal(pol_registration_parse(base_json, strlen(base_json),
+						"a.json", &r, err,
+						sizeof(err)), 0);
+	assert_int_equal(pol_registration_unknown_fields(r, names,
+							 sizeof(names)), 1);
+	assert_string_equal(names, "future_field");
+	pol_registration_free(r);
+	assert_int_equal(parse_edited(edit_known_only, NULL, &r, err,
+				      sizeof(err)), 0);
+	assert_int_equal(pol_registration_unknown_fields(r, names,
+							 sizeof(names)), 0);
+	assert_string_equal(names, "");
+	assert_int_equal(pol_registration_unknown_fields(r, NULL, 0), 0);
+	pol_registration_free(r);
+
+	assert_int_equal(parse_edited(edit_unknown, NULL, &r, err,
+				      sizeof(err)), 0);
+	assert_int_equal(pol_registration_unknown_fields(r, names,
+							 sizeof(names)), 4);
+	assert_non_null(strstr(names, "zz_future"));
+	assert_non_null(strstr(names, "source.region_hint"));
+	assert_non_null(strstr(names, "allowlist_decision.reviewer"));
+	/* Truncated, still terminated; the count stays right. */
+	assert_int_equal(pol_registration_unknown_fields(r, tiny,
+							 sizeof(tiny)), 4);
+	assert_true(strlen(tiny) < sizeof(tiny));
+	assert_int_equal(pol_registration_unknown_fields(NULL, tiny,
+							 sizeof(tiny)), 0);
+	pol_registration_free(r);
+}
+
 static void edit_del(json_t *root, void *arg)
 {
 	const char *path = arg;
@@ -677,6 +734,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_valid_full),
 		cmocka_unit_test(test_valid_minimal),
+		cmocka_unit_test(test_unknown_fields),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_bad_values),
