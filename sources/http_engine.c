@@ -408,27 +408,49 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 		p += drop;
 		len -= drop;
 	}
-	give = j->len - j->done < len ? (size_t)(j->len - j->done) : len;
-	if (give < len && j->status == 206) {
-		job_fail(j, AF_ESOURCE, "body longer than Content-Range");
-		return CURL_WRITEFUNC_ERROR;
-	}
-	if (give > 0) {
-		int err = j->cb.on_data(j->cb.arg, j->off + j->done, p, give);
-
-		if (err != 0) {
-			j->fail_err = err;
-			j->what[0] = '\0';
+	for (;;) {
+		give = j->len - j->done < len ? (size_t)(j->len - j->done) :
+		       len;
+		if (give < len && j->status == 206) {
+			job_fail(j, AF_ESOURCE, "body longer than Content-Range");
 			return CURL_WRITEFUNC_ERROR;
 		}
-		j->done += give;
-		__atomic_fetch_add(e->cfg.stat_bytes, give, __ATOMIC_RELAXED);
-	}
-	if (j->done == j->len) {
+		if (give > 0) {
+			int err = j->cb.on_data(j->cb.arg, j->off + j->done, p,
+						give);
+
+			if (err != 0) {
+				j->fail_err = err;
+				j->what[0] = '\0';
+				return CURL_WRITEFUNC_ERROR;
+			}
+			j->done += give;
+			p += give;
+			len -= give;
+			__atomic_fetch_add(e->cfg.stat_bytes, give,
+					   __ATOMIC_RELAXED);
+		}
+		if (j->done < j->len)
+			break;
+		/*
+		 * The range is delivered. A 200 goes on past it: the caller
+		 * may take what follows from this same response (a source
+		 * read once, sequentially, DESIGN §5b), or it stops here.
+		 */
+		if (j->status == 200 && j->cb.more != NULL) {
+			uint64_t more = j->cb.more(j->cb.arg);
+
+			if (more > 0) {
+				j->len += more;
+				if (len > 0)
+					continue;
+				break;
+			}
+		}
 		j->complete = true;
-		/* A 200 goes on past the range: stop reading it. */
 		if (j->status == 200)
 			return CURL_WRITEFUNC_ERROR;
+		break;
 	}
 	return size * n;
 }

@@ -58,6 +58,16 @@ struct src_range_cb {
 	 */
 	void (*on_done)(void *arg, int err, const char *reason);
 	void *arg;
+	/*
+	 * May be NULL. Called (engine thread, like on_data) when a response
+	 * that ignored Range (200 with the whole body) has delivered the
+	 * whole range: returns how many more bytes, right after it, the
+	 * caller wants from that same response (the range grows by that
+	 * much; on_done comes at its new end), or 0 to stop there. Lets a
+	 * caller read such a source once, sequentially (DESIGN §5b), instead
+	 * of one whole-body response per range.
+	 */
+	uint64_t (*more)(void *arg);
 };
 
 /*

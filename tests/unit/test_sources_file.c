@@ -121,7 +121,7 @@ static void read_ok(struct src *s, const unsigned char *want, uint64_t off,
 		    uint64_t len)
 {
 	struct sink k = { .off = off, .len = len, .order_ok = true };
-	struct src_range_cb cb = { sink_data, sink_done, &k };
+	struct src_range_cb cb = { sink_data, sink_done, &k, NULL };
 
 	k.buf = malloc(len ? len : 1);
 	assert_non_null(k.buf);
@@ -161,7 +161,7 @@ static void test_file_past_end(void **state)
 	struct fixture *f = *state;
 	struct src *s = open_uri(f, f->uri);
 	struct sink k = { .off = BLOB_SIZE - 10, .len = 20, .order_ok = true };
-	struct src_range_cb cb = { sink_data, sink_done, &k };
+	struct src_range_cb cb = { sink_data, sink_done, &k, NULL };
 
 	k.buf = malloc(20);
 	assert_int_equal(src_read_range(s, k.off, k.len, &cb), 0);
@@ -178,7 +178,7 @@ static void test_file_missing(void **state)
 	struct fixture *f = *state;
 	char uri[200], reason[64] = "";
 	struct sink k = { .len = 10, .order_ok = true };
-	struct src_range_cb cb = { sink_data, sink_done, &k };
+	struct src_range_cb cb = { sink_data, sink_done, &k, NULL };
 	uint64_t size = 0;
 	struct src *s;
 
@@ -200,7 +200,7 @@ static void test_file_abort(void **state)
 	struct fixture *f = *state;
 	struct src *s = open_uri(f, f->uri);
 	struct sink k = { .len = BLOB_SIZE, .order_ok = true, .abort_after = 1 };
-	struct src_range_cb cb = { sink_data, sink_done, &k };
+	struct src_range_cb cb = { sink_data, sink_done, &k, NULL };
 
 	k.buf = malloc(BLOB_SIZE);
 	assert_int_equal(src_read_range(s, 0, BLOB_SIZE, &cb), 0);

@@ -72,6 +72,7 @@ struct sink {
 	char reason[160];	/* lock */
 	bool order_ok;		/* lock */
 	int fail_with;		/* on_data returns this once got > 0 */
+	void *user;		/* for a test's own callbacks */
 };
 
 static int sink_data(void *arg, uint64_t off, const void *buf, size_t len)
@@ -148,6 +149,7 @@ static const struct src_range_cb *sink_cb(struct sink *k,
 	cb->on_data = sink_data;
 	cb->on_done = sink_done;
 	cb->arg = k;
+	cb->more = NULL;
 	return cb;
 }
 
@@ -629,6 +631,72 @@ static void test_norange(void **state)
  * collapse dot segments (CURLOPT_PATH_AS_IS). faultd refuses a path with
  * "..", so the request fails; collapsed, it would be served /ok/small.
  */
+struct grow {
+	int calls;
+	uint64_t step;
+	int max_calls;
+};
+
+static uint64_t grow_more(void *arg)
+{
+	struct sink *k = arg;
+	struct grow *g = k->user;
+
+	if (g->calls >= g->max_calls)
+		return 0;
+	g->calls++;
+	return g->step;
+}
+
+/*
+ * A caller may take more of a whole-body (200) response than the range it
+ * asked for (DESIGN §5b: read such a source once, sequentially): one
+ * request, every byte once, in order; a 206 never asks.
+ */
+static void test_norange_more(void **state)
+{
+	struct fixture *f = *state;
+	struct src_stats before, after;
+	struct src *s = open_path(f, &f->a, "/norange/blob?k=more");
+	struct grow g = { .step = 100000, .max_calls = 3 };
+	struct src_range_cb cb;
+	struct sink k;
+
+	src_ctx_stats(f->ctx, &before);
+	sink_init(&k, 5000, 1000 + 3 * 100000);
+	k.user = &g;
+	sink_cb(&k, &cb);
+	cb.more = grow_more;
+	assert_int_equal(src_read_range(s, 5000, 1000, &cb), 0);
+	sink_wait(&k, 60);
+	assert_int_equal(k.done_calls, 1);
+	assert_int_equal(k.err, 0);
+	assert_true(k.order_ok);
+	assert_int_equal(k.got, 1000 + 3 * 100000);
+	assert_memory_equal(k.buf, f->blob + 5000, k.got);
+	assert_int_equal(g.calls, 3);
+	src_ctx_stats(f->ctx, &after);
+	assert_int_equal(after.requests - before.requests, 1);
+	assert_int_equal(log_count(&f->a, "GET /norange/blob?k=more", NULL), 1);
+	sink_release(&k);
+	src_close(s);
+
+	/* Ranges honoured: more is never called. */
+	s = open_path(f, &f->a, "/ok/blob?k=more");
+	g.calls = 0;
+	sink_init(&k, 5000, 1000);
+	k.user = &g;
+	sink_cb(&k, &cb);
+	cb.more = grow_more;
+	assert_int_equal(src_read_range(s, 5000, 1000, &cb), 0);
+	sink_wait(&k, 60);
+	assert_int_equal(k.err, 0);
+	assert_int_equal(k.got, 1000);
+	assert_int_equal(g.calls, 0);
+	sink_release(&k);
+	src_close(s);
+}
+
 static void test_path_as_is(void **state)
 {
 	struct fixture *f = *state;
@@ -954,6 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_stall_retried),
 		cmocka_unit_test(test_stall_times_out),
 		cmocka_unit_test(test_norange),
+		cmocka_unit_test(test_norange_more),
 		cmocka_unit_test(test_path_as_is),
 		cmocka_unit_test(test_bad_content_range),
 		cmocka_unit_test(test_flip_delivers_source_bytes),
