@@ -1,8 +1,12 @@
 /*
  * cache.c - open/close and the public queries of the cache (cache.h):
  * stat, listing, opening verified blobs, eviction (explicit and LRU),
- * re-verification. Fetching lives in fetch.c.
+ * re-verification, gc, the failure backoff and the drop generation.
+ * Fetching lives in fetch.c, sizes learned off the caller's thread in
+ * size.c. Every change here follows the ownership rules of cache_int.h.
  */
+#include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +17,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <xxhash.h>
 
 #include "../policy/audit.h"
 #include "../policy/config.h"
@@ -186,6 +192,12 @@ int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
 	c->default_chunk = cfg->chunk_size ? cfg->chunk_size :
 			   CACHE_DEFAULT_CHUNK;
 	c->cap = cfg->fetch_connections ? cfg->fetch_connections : 8;
+	c->backoff_ms = (long long)cfg->failure_backoff_ms;
+	c->backoff_max_ms = CACHE_BACKOFF_MAX_MS;
+	if (c->backoff_max_ms < c->backoff_ms)
+		c->backoff_max_ms = c->backoff_ms;
+	c->stuck_ms = CACHE_STUCK_MS;
+	c->beat_ms = CACHE_BEAT_MS;
 	c->me.pid = (int32_t)getpid();
 	c->me.start = idx_proc_start(getpid());
 	c->me.token = random_token();
@@ -210,6 +222,15 @@ int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
 		goto out_free;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->cond, NULL);
+	pthread_cond_init(&c->keeper_cond, NULL);
+	pthread_cond_init(&c->size_cond, NULL);
+	if (srcs) {
+		rc = fetch_keeper_start(c);
+		if (rc) {
+			cache_close(c);
+			return rc;
+		}
+	}
 	*out = c;
 	return 0;
 
@@ -224,11 +245,31 @@ void cache_close(struct cache *c)
 	if (!c)
 		return;
 	fetch_shutdown(c);
+	size_shutdown(c);
 	idx_close(&c->idx);
+	pthread_cond_destroy(&c->size_cond);
+	pthread_cond_destroy(&c->keeper_cond);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c->dir);
 	free(c);
+}
+
+void cache_on_drop(struct cache *c,
+		   void (*fn)(void *arg, const struct pol_digest *d),
+		   void *arg)
+{
+	c->on_drop = fn;
+	c->on_drop_arg = arg;
+}
+
+void cache_notify_drop(struct cache *c, const char *key)
+{
+	struct pol_digest d;
+
+	if (!c->on_drop || pol_digest_parse(key, &d, NULL, 0))
+		return;
+	c->on_drop(c->on_drop_arg, &d);
 }
 
 static bool data_exists(struct cache *c, const char *key)
@@ -254,13 +295,191 @@ static int rec_read(struct cache *c, const char *key, struct idx_rec *rec,
 	return rc;
 }
 
+/*
+ * Fingerprint of a registration for its backoff (DESIGN §6: a changed
+ * registration clears it): the record's canonical JSON, sorted keys.
+ */
+uint64_t cache_reg_fp(const struct pol_registration *r)
+{
+	XXH3_state_t *xs;
+	uint64_t fp;
+
+	if (r->json)
+		return XXH3_64bits(r->json, strlen(r->json));
+	/* No snapshot (a hand-made registration): what the fetch depends on. */
+	xs = XXH3_createState();
+	if (!xs)
+		return 0;
+	XXH3_64bits_reset(xs);
+	XXH3_64bits_update(xs, r->digest.str, strlen(r->digest.str));
+	XXH3_64bits_update(xs, &r->source_type, sizeof(r->source_type));
+	if (r->uri)
+		XXH3_64bits_update(xs, r->uri, strlen(r->uri) + 1);
+	if (r->source_ref)
+		XXH3_64bits_update(xs, r->source_ref, strlen(r->source_ref) + 1);
+	if (r->has_size)
+		XXH3_64bits_update(xs, &r->size_bytes, sizeof(r->size_bytes));
+	fp = XXH3_64bits_digest(xs);
+	XXH3_freeState(xs);
+	return fp;
+}
+
+bool cache_err_backs_off(int err)
+{
+	switch (err) {
+	case AF_EDIGEST:
+	case AF_ESIZE:
+	case AF_ESOURCE:
+	case AF_ETIMEDOUT:
+		return true;
+	default:
+		return false;	/* local trouble (ENOSPC, ...) is not the source's */
+	}
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool cache_same_fetch(const struct pol_registration *a,
+		      const struct pol_registration *b)
+{
+	return a->source_type == b->source_type && str_same(a->uri, b->uri) &&
+	       str_same(a->source_ref, b->source_ref) &&
+	       a->has_size == b->has_size &&
+	       (!a->has_size || a->size_bytes == b->size_bytes);
+}
+
+int cache_backoff_note_txn(struct cache *c, MDB_txn *txn,
+			   const struct pol_registration *r, int err,
+			   const char *reason, long long *delay_ms)
+{
+	uint64_t fp = cache_reg_fp(r);
+	struct idx_fail f;
+	long long delay;
+	int rc;
+
+	if (delay_ms)
+		*delay_ms = 0;
+	if (c->backoff_ms <= 0)
+		return 0;	/* failure_backoff = 0: off */
+	rc = idx_fail_get(&c->idx, txn, r->digest.str, fp, &f);
+	if (rc == -ENOENT) {
+		memset(&f, 0, sizeof(f));
+	} else if (rc) {
+		return rc;
+	}
+	if (f.count < 64)
+		f.count++;
+	delay = c->backoff_ms;
+	for (uint32_t i = 1; i < f.count && delay < c->backoff_max_ms; i++)
+		delay *= 2;
+	if (delay > c->backoff_max_ms)
+		delay = c->backoff_max_ms;
+	f.err = err;
+	f.until_ms = af_wall_ms() + delay;
+	snprintf(f.reason, sizeof(f.reason), "%s",
+		 reason && reason[0] ? reason : af_strerror(err));
+	rc = idx_fail_put(&c->idx, txn, r->digest.str, fp, &f);
+	if (rc == 0 && delay_ms)
+		*delay_ms = delay;
+	return rc;
+}
+
+int cache_backoff_check_txn(struct cache *c, MDB_txn *txn,
+			    const struct pol_registration *r, char *reason,
+			    size_t reasonlen)
+{
+	struct idx_fail f;
+	long long left;
+	int rc;
+
+	rc = idx_fail_get(&c->idx, txn, r->digest.str, cache_reg_fp(r), &f);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	left = f.until_ms - af_wall_ms();
+	if (left <= 0)
+		return 0;
+	if (reason && reasonlen)
+		snprintf(reason, reasonlen,
+			 "backing off for %lld s after %u failed fetch%s: %s",
+			 (left + 999) / 1000, f.count, f.count == 1 ? "" : "es",
+			 f.reason);
+	return AF_EBACKOFF;
+}
+
+/*
+ * What r may expect of its blob now, in one read txn: 0 verified and
+ * servable for r; AF_ESIZE verified with another size (audited, DESIGN
+ * §6: the blob stays verified for the others); AF_EBACKOFF; 1 a fetch is
+ * needed; or -errno.
+ */
+static int ensure_check(struct cache *c, const struct pol_registration *r)
+{
+	char reason[300];
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = idx_rec_get(&c->idx, txn, r->digest.str, &rec, false);
+	if (rc && rc != -ENOENT)
+		goto out_abort;
+	if (rc == 0 && rec.state == CACHE_VERIFIED &&
+	    data_exists(c, r->digest.str)) {
+		idx_abort(txn);
+		if (r->has_size && r->size_bytes != rec.size) {
+			snprintf(reason, sizeof(reason),
+				 "size mismatch: registered %" PRIu64
+				 ", the verified blob has %" PRIu64 " bytes",
+				 r->size_bytes, rec.size);
+			cache_audit(c, "verify_failed", r, NULL, NULL, NULL,
+				    reason, false, 0, -1);
+			return AF_ESIZE;
+		}
+		return 0;
+	}
+	rc = cache_backoff_check_txn(c, txn, r, NULL, 0);
+	if (rc == 0)
+		rc = 1;
+
+out_abort:
+	idx_abort(txn);
+	return rc;
+}
+
+void cache_waiter_free(struct cache_waiter *w)
+{
+	if (!w)
+		return;
+	pol_registration_free(w->r);
+	free(w);
+}
+
+int cache_start(struct cache *c, const struct pol_registration *r,
+		struct cache_waiter *w)
+{
+	int rc;
+
+	rc = ensure_check(c, w ? w->r : r);
+	if (rc != 1)
+		return rc;
+	if (!c->srcs)
+		return -ENOTSUP;
+	return fetch_start(c, w ? w->r : r, w);
+}
+
 static int ensure_common(struct cache *c, const struct pol_registration *r,
 			 cache_done_fn done, void *arg,
-			 void (*progress)(void *, uint64_t, uint64_t),
-			 void *parg, struct cache_waiter **waiter)
+			 struct cache_progress *prog,
+			 struct cache_waiter **waiter)
 {
 	struct cache_waiter *w;
-	struct idx_rec rec;
 	int rc;
 
 	if (waiter)
@@ -268,26 +487,22 @@ static int ensure_common(struct cache *c, const struct pol_registration *r,
 	if (!c || !r)
 		return -EINVAL;
 	fetch_reap(c);
-	rc = rec_read(c, r->digest.str, &rec, false);
-	if (rc && rc != -ENOENT)
-		return rc;
-	if (rc == 0 && rec.state == CACHE_VERIFIED &&
-	    data_exists(c, r->digest.str))
-		return 0;
-	if (!c->srcs)
-		return -ENOTSUP;
 	if (!done)
-		return fetch_start(c, r, NULL);	/* background only */
+		return cache_start(c, r, NULL);	/* background only */
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
+	w->r = pol_registration_dup(r);
+	if (!w->r) {
+		free(w);
+		return -ENOMEM;
+	}
 	w->done = done;
 	w->arg = arg;
-	w->progress = progress;
-	w->progress_arg = parg;
-	rc = fetch_start(c, r, w);
+	w->prog = prog;
+	rc = cache_start(c, r, w);
 	if (rc != -EINPROGRESS) {
-		free(w);
+		cache_waiter_free(w);
 		return rc;
 	}
 	if (waiter)
@@ -298,7 +513,7 @@ static int ensure_common(struct cache *c, const struct pol_registration *r,
 int cache_ensure(struct cache *c, const struct pol_registration *r,
 		 cache_done_fn done, void *arg, struct cache_waiter **waiter)
 {
-	return ensure_common(c, r, done, arg, NULL, NULL, waiter);
+	return ensure_common(c, r, done, arg, NULL, waiter);
 }
 
 bool cache_cancel(struct cache *c, struct cache_waiter *w)
@@ -313,6 +528,7 @@ struct sync_wait {
 	pthread_cond_t cond;
 	bool done;		/* lock */
 	int err;		/* lock */
+	struct cache_progress prog;	/* the cache's c->lock */
 };
 
 static void sync_done(void *arg, int err)
@@ -326,22 +542,57 @@ static void sync_done(void *arg, int err)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* Progress shown on the caller's thread, never under a cache lock. */
+static void sync_progress(struct cache *c, struct sync_wait *s,
+			  void (*progress)(void *, uint64_t, uint64_t),
+			  void *arg, struct cache_progress *shown)
+{
+	struct cache_progress now;
+
+	pthread_mutex_lock(&c->lock);
+	now = s->prog;
+	pthread_mutex_unlock(&c->lock);
+	if (now.done == shown->done && now.total == shown->total)
+		return;
+	*shown = now;
+	progress(arg, now.done, now.total);
+}
+
 int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
 		      void (*progress)(void *arg, uint64_t done, uint64_t total),
 		      void *arg)
 {
 	struct sync_wait s = { .done = false };
+	struct cache_progress shown = { 0 };
 	int rc;
 
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_cond_init(&s.cond, NULL);
-	rc = ensure_common(c, r, sync_done, &s, progress, arg, NULL);
+	rc = ensure_common(c, r, sync_done, &s, progress ? &s.prog : NULL,
+			   NULL);
 	if (rc == -EINPROGRESS) {
 		pthread_mutex_lock(&s.lock);
-		while (!s.done)
-			pthread_cond_wait(&s.cond, &s.lock);
+		while (!s.done) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s.cond, &s.lock, &ts);
+			if (s.done || !progress)
+				continue;
+			pthread_mutex_unlock(&s.lock);
+			sync_progress(c, &s, progress, arg, &shown);
+			pthread_mutex_lock(&s.lock);
+		}
 		rc = s.err;
 		pthread_mutex_unlock(&s.lock);
+		/* The waiter is gone: no job writes s.prog any more. */
+		if (progress && rc == 0 && s.prog.total)
+			sync_progress(c, &s, progress, arg, &shown);
 	}
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
@@ -387,6 +638,11 @@ int cache_note_size(struct cache *c, const struct pol_registration *r,
 		return rc;	/* 0: already known; leave it */
 	}
 	memset(&rec, 0, sizeof(rec));
+	rc = idx_gen_next(&c->idx, txn, &rec.gen);	/* a new record */
+	if (rc) {
+		idx_abort(txn);
+		return rc;
+	}
 	rec.state = CACHE_PARTIAL;
 	rec.size_known = true;
 	rec.size = size;
@@ -405,10 +661,11 @@ int cache_note_size(struct cache *c, const struct pol_registration *r,
 }
 
 int cache_open_verified(struct cache *c, const struct pol_digest *d,
-			uint64_t *size)
+			uint64_t *size, uint64_t *gen)
 {
 	char path[4096];
 	struct idx_rec rec;
+	uint64_t g;
 	int fd, rc;
 
 	rc = rec_read(c, d->str, &rec, false);
@@ -416,24 +673,28 @@ int cache_open_verified(struct cache *c, const struct pol_digest *d,
 		return rc;
 	if (rec.state != CACHE_VERIFIED)
 		return -ENOENT;
+	g = rec.gen;
 	if (!cache_data_path(c, d->str, path, sizeof(path)))
 		return -ENAMETOOLONG;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return -errno;
+		return errno == ENOENT ? -ENOENT : -errno;
 	/*
 	 * Evicted or reset between the read and the open, a new fetch may
 	 * have created a fresh (unverified) file at that path: it commits
-	 * its partial record before creating the file, so a second look
-	 * tells. The fd we keep is of a file that was verified.
+	 * a new generation before creating the file (cache_int.h rule 5), so
+	 * the same verified generation on a second look means the fd is the
+	 * file that was verified.
 	 */
 	rc = rec_read(c, d->str, &rec, false);
-	if (rc || rec.state != CACHE_VERIFIED) {
+	if (rc || rec.state != CACHE_VERIFIED || rec.gen != g) {
 		close(fd);
 		return rc && rc != -ENOENT ? rc : -ENOENT;
 	}
 	if (size)
 		*size = rec.size;
+	if (gen)
+		*gen = g;
 	if (time(NULL) - rec.last_access >= CACHE_ACCESS_GRANULARITY_S)
 		touch_access(c, d->str);
 	return fd;
@@ -484,6 +745,8 @@ static int info_fill(struct cache *c, MDB_txn *txn, const char *key,
 	if (pol_digest_parse(key, &out->digest, NULL, 0))
 		return -EIO;
 	out->state = rec.state;
+	out->gen = rec.gen;
+	out->last_err = rec.last_err;
 	out->size_known = rec.size_known;
 	out->size = rec.size;
 	out->chunk_size = rec.chunk_size;
@@ -642,23 +905,22 @@ int cache_get_stats(struct cache *c, struct cache_stats *out)
 	return cache_foreach(c, add_to_stats, out);
 }
 
-int cache_quarantine_txn(struct cache *c, MDB_txn *txn, const char *key,
-			 int err)
+int cache_drop_txn(struct cache *c, MDB_txn *txn, const char *key,
+		   struct idx_rec *rec, enum cache_state state, int err)
 {
 	char path[4096];
-	struct idx_rec rec;
+	bool was_verified = rec->state == CACHE_VERIFIED;
+	uint64_t gen;
 	int rc;
 
-	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
-	if (rc == -ENOENT)
-		memset(&rec, 0, sizeof(rec));
-	else if (rc)
+	rc = idx_gen_next(&c->idx, txn, &gen);
+	if (rc)
 		return rc;
-	rec.state = CACHE_QUARANTINED;
-	rec.verified_at = 0;
-	rec.last_err = err;
-	rc = idx_rec_put(&c->idx, txn, key, &rec);
-	idx_rec_release(&rec);
+	rec->state = state;
+	rec->gen = gen;
+	rec->verified_at = 0;
+	rec->last_err = err;
+	rc = idx_rec_put(&c->idx, txn, key, rec);
 	if (rc)
 		return rc;
 	rc = idx_chunks_del(&c->idx, txn, key);
@@ -667,6 +929,11 @@ int cache_quarantine_txn(struct cache *c, MDB_txn *txn, const char *key,
 	rc = idx_lease_del(&c->idx, txn, key);
 	if (rc)
 		return rc;
+	if (was_verified) {
+		rc = idx_drop_note(&c->idx, txn, key);
+		if (rc)
+			return rc;
+	}
 	/* Unlinked inside the txn: no fetch can recreate it meanwhile. */
 	if (cache_data_path(c, key, path, sizeof(path)) && unlink(path) < 0 &&
 	    errno != ENOENT)
@@ -674,43 +941,69 @@ int cache_quarantine_txn(struct cache *c, MDB_txn *txn, const char *key,
 	return 0;
 }
 
+/* Live owner of key: an in-process job or another live process's lease. */
+static bool key_busy(struct cache *c, MDB_txn *txn, const char *key)
+{
+	struct idx_lease l;
+	bool busy;
+
+	pthread_mutex_lock(&c->lock);
+	busy = cache_job_running_locked(c, key);
+	pthread_mutex_unlock(&c->lock);
+	if (!busy && idx_lease_get(&c->idx, txn, key, &l) == 0)
+		busy = l.token != c->me.token && idx_lease_alive(&l);
+	return busy;
+}
+
 /*
- * Evicts key unless a fetch of it is in flight here or in a live process.
- * The data file is unlinked while the write txn (LMDB's process-shared
- * writer lock) is held, so a fetch cannot start in between; open fds keep
- * their bytes. *bytes receives what was freed.
+ * Evicts key unless a fetch of it is in flight here or in a live process
+ * (rule 4), or, with gen != 0, unless the record is no longer generation
+ * gen (-ESTALE: it changed since the caller looked). The data file is
+ * unlinked while the write txn (LMDB's process-shared writer lock) is
+ * held, so a fetch cannot start in between; open fds keep their bytes.
+ * The blob's failure backoff goes with it (DESIGN §6). *bytes receives
+ * what was freed.
  */
-static int evict_key(struct cache *c, const char *key, const char *reason,
-		     uint64_t *bytes)
+static int evict_key(struct cache *c, const char *key, uint64_t gen,
+		     const char *reason, uint64_t *bytes)
 {
 	struct pol_registration *r;
 	struct count_ctx k = { 0 };
 	char path[4096];
 	struct idx_rec rec;
 	MDB_txn *txn = NULL;
-	struct idx_lease l;
-	bool busy;
+	bool was_verified;
 	int rc;
 
 	*bytes = 0;
 	rc = idx_begin(&c->idx, true, &txn);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&c->lock);
-	busy = cache_job_running_locked(c, key);
-	pthread_mutex_unlock(&c->lock);
-	if (!busy && idx_lease_get(&c->idx, txn, key, &l) == 0)
-		busy = l.token != c->me.token && idx_lease_alive(&l);
-	if (busy) {
+	if (key_busy(c, txn, key)) {
 		rc = -EBUSY;
 		goto out_abort;
 	}
 	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
+	if (rc == -ENOENT) {
+		/* No record: still clear a backoff (evict DIGEST clears it). */
+		rc = idx_fails_del_blob(&c->idx, txn, key);
+		if (rc == 0)
+			rc = idx_commit(txn);
+		else
+			idx_abort(txn);
+		return rc ? rc : -ENOENT;
+	}
 	if (rc)
 		goto out_abort;
+	if (gen && rec.gen != gen) {
+		idx_rec_release(&rec);
+		rc = -ESTALE;
+		goto out_abort;
+	}
+	was_verified = rec.state == CACHE_VERIFIED;
 	k.size = rec.size;
 	k.chunk_size = rec.chunk_size;
-	if (rec.state == CACHE_VERIFIED)
+	if (was_verified)
 		*bytes = rec.size;
 	else if (idx_chunks_each(&c->idx, txn, key, count_chunk, &k) == 0)
 		*bytes = k.bytes;
@@ -718,7 +1011,11 @@ static int evict_key(struct cache *c, const char *key, const char *reason,
 	    errno != ENOENT)
 		af_warn("cache: %s: %s", path, strerror(errno));
 	rc = idx_blob_del(&c->idx, txn, key);
-	if (rc && rc != -ENOENT) {
+	if (rc == 0 || rc == -ENOENT)
+		rc = idx_fails_del_blob(&c->idx, txn, key);
+	if (rc == 0 && was_verified)
+		rc = idx_drop_note(&c->idx, txn, key);
+	if (rc) {
 		idx_rec_release(&rec);
 		goto out_abort;
 	}
@@ -727,6 +1024,8 @@ static int evict_key(struct cache *c, const char *key, const char *reason,
 		idx_rec_release(&rec);
 		return rc;
 	}
+	if (was_verified)
+		cache_notify_drop(c, key);
 	r = rec_registration(&rec);
 	if (r)
 		cache_audit(c, "evict", r, NULL, NULL, NULL, reason, true,
@@ -749,11 +1048,20 @@ int cache_evict(struct cache *c, const struct pol_digest *d,
 {
 	uint64_t bytes;
 
-	return evict_key(c, d->str, reason ? reason : "evicted", &bytes);
+	return evict_key(c, d->str, 0, reason ? reason : "evicted", &bytes);
+}
+
+int cache_evict_if(struct cache *c, const struct pol_digest *d, uint64_t gen,
+		   const char *reason)
+{
+	uint64_t bytes;
+
+	return evict_key(c, d->str, gen, reason ? reason : "evicted", &bytes);
 }
 
 struct lru_ent {
 	char key[POL_DIGEST_STR_MAX];
+	uint64_t gen;
 	long long last_access;
 	uint64_t size;
 };
@@ -797,6 +1105,7 @@ void cache_lru_evict(struct cache *c, const char *keep_key)
 		    strcmp(keys[i], keep_key) == 0)
 			continue;
 		memcpy(ents[ne].key, keys[i], sizeof(ents[ne].key));
+		ents[ne].gen = info.gen;
 		ents[ne].last_access = info.last_access;
 		ents[ne].size = info.size;
 		ne++;
@@ -809,7 +1118,7 @@ void cache_lru_evict(struct cache *c, const char *keep_key)
 	for (i = 0; i < ne && total > low; i++) {
 		uint64_t freed = 0;
 
-		if (evict_key(c, ents[i].key, reason, &freed) == 0)
+		if (evict_key(c, ents[i].key, ents[i].gen, reason, &freed) == 0)
 			total -= freed < total ? freed : total;
 	}
 	if (total > max)
@@ -899,9 +1208,10 @@ int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
 	struct pol_registration *r = NULL;
 	char path[4096], reason[400] = "";
 	struct pol_digest got;
-	struct idx_rec rec;
+	struct idx_rec rec, now;
 	MDB_txn *txn = NULL;
 	struct stat st;
+	uint64_t gen;
 	int fd = -1, rc;
 
 	rc = rec_read(c, d->str, &rec, true);
@@ -911,16 +1221,23 @@ int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
 		rc = -ENOENT;
 		goto out_rec;
 	}
+	gen = rec.gen;
 	if (!cache_data_path(c, d->str, path, sizeof(path))) {
 		rc = -ENAMETOOLONG;
 		goto out_rec;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) {
+		rc = -errno;
+		goto out_rec;
+	}
+	/* Rule 3: the file opened is the generation read (see open_verified). */
+	rc = rec_read(c, d->str, &now, false);
+	if (rc || now.state != CACHE_VERIFIED || now.gen != gen) {
+		rc = rc && rc != -ENOENT ? rc : -ESTALE;
+		goto out_close;
+	}
 	if (fd < 0) {
-		if (errno != ENOENT) {
-			rc = -errno;
-			goto out_rec;
-		}
 		snprintf(reason, sizeof(reason), "data file missing");
 		rc = AF_EDIGEST;
 	} else if (fstat(fd, &st) < 0) {
@@ -934,6 +1251,8 @@ int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
 	} else if (quick) {
 		rc = verify_quick(c, d->str, fd, &rec, reason, sizeof(reason));
 	} else {
+		/* Hashed outside any txn (rule 7). */
+		assert(!idx_write_held(&c->idx));
 		rc = hash_fd(fd, rec.size, d->algo, &got);
 		if (rc == -EIO || (rc == 0 && !pol_digest_equal(&got, d))) {
 			snprintf(reason, sizeof(reason),
@@ -944,17 +1263,29 @@ int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
 	}
 	if (rc != AF_EDIGEST)
 		goto out_close;
+	if (c->test_hook)
+		c->test_hook(c, "verify_judged", d->str);
 	rc = idx_begin(&c->idx, true, &txn);
 	if (rc)
 		goto out_close;
-	rc = cache_quarantine_txn(c, txn, d->str, AF_EDIGEST);
+	/* Only the very generation that was checked is quarantined. */
+	rc = idx_rec_get(&c->idx, txn, d->str, &now, true);
+	if (rc == 0 && (now.state != CACHE_VERIFIED || now.gen != gen ||
+			key_busy(c, txn, d->str)))
+		rc = -ESTALE;
+	if (rc == 0)
+		rc = cache_drop_txn(c, txn, d->str, &now, CACHE_QUARANTINED,
+				    AF_EDIGEST);
+	idx_rec_release(&now);
 	if (rc) {
 		idx_abort(txn);
+		rc = rc == -ENOENT ? -ESTALE : rc;
 		goto out_close;
 	}
 	rc = idx_commit(txn);
 	if (rc)
 		goto out_close;
+	cache_notify_drop(c, d->str);
 	af_warn("cache: %s: quarantined by verify: %s", d->str, reason);
 	r = rec_registration(&rec);
 	if (r)
@@ -971,5 +1302,249 @@ out_close:
 		close(fd);
 out_rec:
 	idx_rec_release(&rec);
+	return rc;
+}
+
+/*
+ * gc of one blob (cache gc): a quarantined record, or a partial one not
+ * touched since stale_before, that no live fetch owns (rule 4), decided
+ * and dropped in one write txn. Returns 1 when dropped, 0 when kept.
+ */
+static int gc_blob(struct cache *c, const char *key, long long stale_before,
+		   uint64_t *bytes)
+{
+	struct pol_registration *r;
+	struct count_ctx k = { 0 };
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	char path[4096];
+	int rc;
+
+	*bytes = 0;
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
+	if (rc)
+		goto out_abort;
+	if (key_busy(c, txn, key) ||
+	    !(rec.state == CACHE_QUARANTINED ||
+	      (rec.state == CACHE_PARTIAL && rec.last_access < stale_before))) {
+		idx_rec_release(&rec);
+		idx_abort(txn);
+		return 0;
+	}
+	k.size = rec.size;
+	k.chunk_size = rec.chunk_size;
+	if (idx_chunks_each(&c->idx, txn, key, count_chunk, &k) == 0)
+		*bytes = k.bytes;
+	if (cache_data_path(c, key, path, sizeof(path)) && unlink(path) < 0 &&
+	    errno != ENOENT)
+		af_warn("cache: %s: %s", path, strerror(errno));
+	rc = idx_blob_del(&c->idx, txn, key);
+	if (rc && rc != -ENOENT) {
+		idx_rec_release(&rec);
+		goto out_abort;
+	}
+	rc = idx_commit(txn);
+	if (rc == 0) {
+		r = rec_registration(&rec);
+		if (r)
+			cache_audit(c, "evict", r, NULL, NULL, NULL, "cache gc",
+				    true, *bytes, -1);
+		else
+			cache_audit(c, "evict", NULL, rec.project, rec.name,
+				    key, "cache gc", true, *bytes, -1);
+		pol_registration_free(r);
+		af_info("cache: %s: dropped by gc (%s)", key,
+			cache_state_name(rec.state));
+	}
+	idx_rec_release(&rec);
+	return rc ? rc : 1;
+
+out_abort:
+	idx_abort(txn);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+/*
+ * A data file under blobs/ that no record backs, unlinked while the
+ * writer lock is held (rule 5: a fetch commits its record before it
+ * creates its file, so none can be on the way). Returns 1 when removed
+ * (*bytes: the space it held), 0 when a record backs it, or -errno.
+ */
+static int gc_orphan(struct cache *c, const char *path, const char *key,
+		     uint64_t *bytes)
+{
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	struct stat sb;
+	int rc;
+
+	*bytes = 0;
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = key ? idx_rec_get(&c->idx, txn, key, &rec, false) : -ENOENT;
+	if (rc != -ENOENT) {
+		idx_abort(txn);
+		return rc == 0 ? 0 : rc;
+	}
+	/* Allocated bytes: the files are sparse. */
+	if (lstat(path, &sb) == 0)
+		*bytes = (uint64_t)sb.st_blocks * 512;
+	rc = unlink(path) < 0 ? -errno : 1;
+	idx_abort(txn);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static void gc_orphans(struct cache *c, cache_gc_fn report, void *arg)
+{
+	static const char *const algos[] = { "sha256", "sha512" };
+
+	for (size_t a = 0; a < 2; a++) {
+		char dir[4096];
+		DIR *top;
+		struct dirent *e;
+
+		snprintf(dir, sizeof(dir), "%s/blobs/%s", c->dir, algos[a]);
+		top = opendir(dir);
+		if (!top)
+			continue;
+		while ((e = readdir(top))) {
+			char sub[4200];
+			DIR *d;
+			struct dirent *f;
+
+			if (e->d_name[0] == '.')
+				continue;
+			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
+					     e->d_name) >= sizeof(sub))
+				continue;
+			d = opendir(sub);
+			if (!d)
+				continue;
+			while ((f = readdir(d))) {
+				char ds[POL_DIGEST_STR_MAX + 8], path[4400];
+				struct pol_digest dg;
+				uint64_t bytes = 0;
+				bool valid;
+				int rc;
+
+				if (f->d_name[0] == '.')
+					continue;
+				if ((size_t)snprintf(ds, sizeof(ds), "%s:%s",
+						     algos[a], f->d_name) >=
+				    sizeof(ds) ||
+				    (size_t)snprintf(path, sizeof(path), "%s/%s",
+						     sub, f->d_name) >=
+				    sizeof(path))
+					continue;
+				valid = pol_digest_parse(ds, &dg, NULL, 0) == 0;
+				rc = gc_orphan(c, path, valid ? dg.str : NULL,
+					       &bytes);
+				if (rc != 0 && report)
+					report(arg, ds, true, bytes,
+					       rc > 0 ? 0 : rc);
+			}
+			closedir(d);
+		}
+		closedir(top);
+	}
+}
+
+int cache_gc(struct cache *c, long long stale_before, cache_gc_fn report,
+	     void *arg)
+{
+	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
+	MDB_txn *txn = NULL;
+	size_t n = 0;
+	int rc, bad = 0;
+
+	rc = list_keys(c, &keys, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t bytes = 0;
+
+		rc = gc_blob(c, keys[i], stale_before, &bytes);
+		if (rc == 0)
+			continue;
+		if (rc < 0)
+			bad = rc;
+		if (report)
+			report(arg, keys[i], false, bytes, rc > 0 ? 0 : rc);
+	}
+	free(keys);
+	gc_orphans(c, report, arg);
+	/* Backoffs long over: their doubling starts afresh. */
+	if (idx_begin(&c->idx, true, &txn) == 0) {
+		if (idx_fails_prune(&c->idx, txn,
+				    af_wall_ms() - c->backoff_max_ms) == 0)
+			idx_commit(txn);
+		else
+			idx_abort(txn);
+	}
+	return bad;
+}
+
+int cache_backoff_clear(struct cache *c)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = idx_fails_clear(&c->idx, txn);
+	if (rc) {
+		idx_abort(txn);
+		return rc;
+	}
+	return idx_commit(txn);
+}
+
+int cache_generation(struct cache *c, uint64_t *gen)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*gen = 0;
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = idx_drops_get(&c->idx, txn, gen);
+	idx_abort(txn);
+	return rc;
+}
+
+struct since_ctx {
+	int (*fn)(void *arg, const struct pol_digest *d);
+	void *arg;
+};
+
+static int since_one(void *arg, const char *key)
+{
+	struct since_ctx *s = arg;
+	struct pol_digest d;
+
+	if (pol_digest_parse(key, &d, NULL, 0))
+		return 0;
+	return s->fn(s->arg, &d);
+}
+
+int cache_changes_since(struct cache *c, uint64_t since,
+			int (*fn)(void *arg, const struct pol_digest *d),
+			void *arg)
+{
+	struct since_ctx s = { .fn = fn, .arg = arg };
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, false, &txn);
+	if (rc)
+		return rc;
+	rc = idx_drops_since(&c->idx, txn, since, since_one, &s);
+	idx_abort(txn);
 	return rc;
 }

@@ -7,15 +7,25 @@
  * full SHA-256/512 over its bytes, in offset order, matched the registered
  * digest. A mismatch (or a size that differs from the registration)
  * quarantines it: data dropped, audit verify_failed, every waiter gets
- * AF_EDIGEST / AF_ESIZE.
+ * AF_EDIGEST / AF_ESIZE, and that registration backs off (DESIGN §6).
+ *
+ * Ownership: several processes (the daemon, prefetch, the cache tools)
+ * share one cache. A fetch owns its blob through a lease in the index
+ * (pid, start time, heartbeat), and every actor follows one rule set
+ * (cache_int.h "Ownership"): generations checked in each write
+ * transaction, nothing dropped that a live fetch owns, data files created
+ * and unlinked only by whoever may change the record. A verified blob's
+ * data file never changes; it may only be dropped (unlinked), which bumps
+ * the index drop generation (cache_generation).
  *
  * Thread-safety: every function may be called from any thread. Threads:
  * one per blob being fetched (it takes the cross-process lease, learns the
  * size, submits up to [fetch] connections ranges shared fairly over all
- * blobs, records chunks, hashes the landed prefix and commits); the
- * source's engine thread writes the bytes. Lock order inside: LMDB's writer
- * lock, then the cache's one mutex; no callback of ours runs under either
- * except progress (see cache_ensure_sync).
+ * blobs, records chunks and commits) with a hasher beside it; the source's
+ * engine thread writes the bytes; one keeper thread writes the leases'
+ * heartbeats; up to CACHE_SIZE_WORKERS threads learn sizes. Lock order
+ * inside: LMDB's writer lock, then the cache's one mutex. No callback of
+ * the caller runs under either.
  */
 #ifndef CACHE_CACHE_H
 #define CACHE_CACHE_H
@@ -34,9 +44,10 @@ struct cache;
 
 /*
  * Opens (creating if needed) the cache at cfg->cache_dir: folders, LMDB
- * environment, fetch threads. srcs and audit may be NULL (a cache used only
- * for listing and eviction); they and cfg must outlive the cache.
- * Returns 0 and *out, or -errno with a message logged.
+ * environment, and with srcs the heartbeat thread. srcs and audit may be
+ * NULL (a cache used only for listing, eviction, verify and gc); they and
+ * cfg must outlive the cache. Returns 0 and *out, or -errno with a
+ * message logged.
  */
 int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
 	       struct audit *audit, struct cache **out);
@@ -60,6 +71,8 @@ const char *cache_state_name(enum cache_state s);
 struct cache_info {
 	struct pol_digest digest;
 	enum cache_state state;
+	uint64_t gen;			/* the record's generation */
+	int last_err;			/* error of the last failed fetch, 0 */
 	bool size_known;
 	uint64_t size;
 	uint64_t chunk_size;
@@ -88,10 +101,28 @@ int cache_note_size(struct cache *c, const struct pol_registration *r,
 		    uint64_t size);
 
 /*
+ * The size of r's blob for stat, never by downloading it (DESIGN §2, §7;
+ * issue 10 item 8): r->size_bytes when registered, else what the index
+ * knows, else one HEAD (src_size) on a cache thread: one request per blob
+ * and source in flight, its answer shared by every caller and kept in the
+ * index; a failure is remembered for [fetch] failure_backoff (a negative
+ * cache), so a dead source costs one request per interval, not one per
+ * stat. Waits at most wait_ms (0: not at all) for the answer.
+ *
+ * Returns 0 and *size; -EAGAIN when it is not known yet (the request goes
+ * on: ask again later); the error of the last attempt (AF_ESOURCE,
+ * AF_ETIMEDOUT, ...) while it is remembered; -ENOTSUP for a cache opened
+ * without sources; -ECANCELED once cache_close has begun. Never blocks
+ * longer than wait_ms plus one short index read.
+ */
+int cache_blob_size(struct cache *c, const struct pol_registration *r,
+		    long wait_ms, uint64_t *size);
+
+/*
  * Called exactly once when an ensure finishes: 0 (blob verified), or a
  * negative error (AF_EDIGEST, AF_ESIZE, AF_ESOURCE, AF_ETIMEDOUT,
- * -ECANCELED, -ENOSPC, …). Runs on a cache thread; must not call back into
- * cache_ensure/cache_cancel for the same waiter.
+ * AF_EBACKOFF, -ECANCELED, -ENOSPC, …). Runs on a cache thread; must not
+ * call back into cache_ensure/cache_cancel for the same waiter.
  *
  * Details: it runs on the blob's fetch-job thread with no cache lock held,
  * after the verdict is committed to the index (so cache_open_verified
@@ -99,22 +130,30 @@ int cache_note_size(struct cache *c, const struct pol_registration *r,
  * cache_open_verified, cache_stat and cache_ensure for other blobs; it
  * must not call cache_close and should not block for long (other waiters
  * of the same blob are told after it returns). Errors a waiter can see:
- * AF_EDIGEST, AF_ESIZE (blob quarantined), AF_ESOURCE (source failed or
- * unreachable; plain errnos of a source are folded into it),
- * AF_ETIMEDOUT, -ECANCELED (cache_close), -ENOSPC/-EIO/-ENOMEM (local).
+ * AF_EDIGEST, AF_ESIZE (blob quarantined, or verified with another size
+ * than the waiter's registration says: DESIGN §6), AF_ESOURCE (source
+ * failed or unreachable; plain errnos of a source are folded into it),
+ * AF_ETIMEDOUT (also: the lease holder is stuck), AF_EBACKOFF (the
+ * waiter's registration failed recently, DESIGN §6), -ECANCELED
+ * (cache_close), -ENOSPC/-EIO/-ENOMEM (local).
  */
 typedef void (*cache_done_fn)(void *arg, int err);
 
 struct cache_waiter;
 
 /*
- * Makes the blob of r present and verified. If it already is, returns 0 at
- * once and done is not called. Otherwise starts (or joins: one fetch per
- * blob, across threads and, through the index lease, across processes) a
- * fetch and returns -EINPROGRESS; done(arg, err) follows exactly once unless
+ * Makes the blob of r present and verified. If it already is, and r's
+ * size_bytes (when given) is its size, returns 0 at once and done is not
+ * called; with another size, AF_ESIZE (audited verify_failed; the blob
+ * stays verified for the others). Within r's failure backoff, AF_EBACKOFF
+ * at once (DESIGN §6). Otherwise starts (or joins: one fetch per blob,
+ * across threads and, through the index lease, across processes) a fetch
+ * and returns -EINPROGRESS; done(arg, err) follows exactly once unless
  * cache_cancel() wins first. *waiter (may be NULL) receives the handle for
  * cache_cancel. Any other negative return means done will not be called.
- * r is copied.
+ * r is copied. A waiter that joined the fetch of another registration
+ * naming another source (or size) is not failed by that fetch's failure:
+ * it fetches again with its own (issue 10 item 7).
  *
  * done == NULL starts (or leaves running) a background fetch with no
  * waiter and returns -EINPROGRESS (open with O_NONBLOCK, DESIGN §7): a
@@ -139,9 +178,11 @@ bool cache_cancel(struct cache *c, struct cache_waiter *w);
 
 /*
  * Blocking form of cache_ensure (for prefetch and tests). progress, when
- * not NULL, is called from a cache thread as bytes land (done, total),
- * with an internal cache lock held: it must be quick and must not call
- * into the cache. Returns 0 or the error done would have got.
+ * not NULL, is called on the calling thread (never a cache thread, never
+ * under a cache lock: a slow terminal stalls only its caller) with
+ * (bytes present, size) when they changed, at most every 200 ms, and once
+ * more at the end of a successful fetch. Returns 0 or the error done would
+ * have got.
  */
 int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
 		      void (*progress)(void *arg, uint64_t done, uint64_t total),
@@ -150,11 +191,13 @@ int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
 /*
  * Opens the data file of a verified blob read-only (O_RDONLY|O_CLOEXEC) and
  * records the access time. Returns an fd (caller closes) or -ENOENT when
- * the blob is not verified. The open fd keeps reading correct bytes even if
- * the blob is evicted meanwhile (the file is unlinked, not truncated).
+ * the blob is not verified; *size and *gen (each may be NULL) get its size
+ * and the generation the fd belongs to. The open fd keeps reading correct
+ * bytes even if the blob is evicted meanwhile (the file is unlinked, not
+ * truncated). It checks no registration: call cache_ensure first.
  */
 int cache_open_verified(struct cache *c, const struct pol_digest *d,
-			uint64_t *size);
+			uint64_t *size, uint64_t *gen);
 
 /* Iterates every blob the index knows. Stops when fn returns non-zero. */
 int cache_foreach(struct cache *c,
@@ -162,19 +205,75 @@ int cache_foreach(struct cache *c,
 		  void *arg);
 
 /*
- * Removes a blob from the cache (index record and data file), unless a
- * fetch of it is in flight (-EBUSY). Open readers are unaffected. Audited
- * as evict. Returns 0, -ENOENT or -EBUSY.
+ * Removes a blob from the cache (index record, data file and its failure
+ * backoff), unless a fetch of it is in flight here or in a live process
+ * (-EBUSY). Open readers are unaffected. Audited as evict. Returns 0,
+ * -ENOENT (nothing cached; a backoff is cleared all the same) or -EBUSY.
  */
 int cache_evict(struct cache *c, const struct pol_digest *d,
 		const char *reason);
+/*
+ * cache_evict, only while the record is still generation gen (from
+ * cache_info): -ESTALE when it changed since the caller looked (fetched
+ * again, say), so a decision made on a listing never hits a newer blob.
+ */
+int cache_evict_if(struct cache *c, const struct pol_digest *d, uint64_t gen,
+		   const char *reason);
 
 /*
  * Re-checks a verified blob: quick = each chunk's xxh3 against the index;
- * otherwise the full digest. A mismatch quarantines it. Returns 0,
- * AF_EDIGEST or -errno.
+ * otherwise the full digest, hashed outside any lock. A mismatch
+ * quarantines it, only if the record is still the generation that was
+ * checked. Returns 0, AF_EDIGEST (quarantined), -ENOENT (not verified),
+ * -ESTALE (it changed while being checked: nothing done) or -errno.
  */
 int cache_verify(struct cache *c, const struct pol_digest *d, bool quick);
+
+/*
+ * gc: drops quarantined records and partial ones not accessed since
+ * stale_before (epoch seconds), unless a live fetch owns them (audited as
+ * evict, reason "cache gc"); removes data files no record backs; prunes
+ * backoffs long over. Each blob is decided and dropped in one write
+ * transaction. report (may be NULL) is called, with no lock held, once
+ * per record dropped and per orphan data file removed (orphan true), with
+ * the bytes it held, or with rc < 0 when that failed. Returns 0 or the
+ * last error.
+ */
+typedef void (*cache_gc_fn)(void *arg, const char *digest, bool orphan,
+			    uint64_t bytes, int rc);
+int cache_gc(struct cache *c, long long stale_before, cache_gc_fn report,
+	     void *arg);
+
+/*
+ * Ends every failure backoff (DESIGN §6: SIGHUP clears it; a changed
+ * registration and cache evict DIGEST clear theirs by themselves).
+ * Returns 0 or -errno.
+ */
+int cache_backoff_clear(struct cache *c);
+
+/*
+ * The index drop generation (issue 10 item 5): bumped whenever a verified
+ * blob is dropped (quarantined by verify, evicted, ...) by any process
+ * sharing the cache. One short read transaction: cheap enough for every
+ * open. Returns 0 and *gen (0 when nothing was ever dropped), or -errno.
+ */
+int cache_generation(struct cache *c, uint64_t *gen);
+/*
+ * Calls fn for each blob dropped after generation since (oldest first,
+ * stops at a non-zero return, which is returned). -ERANGE when the log no
+ * longer reaches back that far: treat every blob as changed.
+ */
+int cache_changes_since(struct cache *c, uint64_t since,
+			int (*fn)(void *arg, const struct pol_digest *d),
+			void *arg);
+/*
+ * fn is called when this cache instance drops a verified blob (after the
+ * commit, on the dropping thread, no lock held), so the daemon can tell
+ * the kernel at once. Set before any fetch; fn must not block for long.
+ */
+void cache_on_drop(struct cache *c,
+		   void (*fn)(void *arg, const struct pol_digest *d),
+		   void *arg);
 
 /* Totals over the whole cache. */
 struct cache_stats {

@@ -3,8 +3,6 @@
  */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -85,45 +83,6 @@ int hash_final(struct hash *h, struct pol_digest *out)
 	return pol_digest_from_raw(h->algo, raw, n, out) ? -EIO : 0;
 }
 
-/*
- * Feeds [off, off + len) of fd to the digests through a read-only mapping,
- * piece by piece: the bytes are hashed where they sit in the page cache,
- * not copied out first (bench: the copy cost 0.3-0.4 s of CPU per 2 GiB).
- * Returns 0, 1 when the range cannot be mapped (the caller reads instead),
- * or a negative error.
- */
-static int hash_mapped(int fd, uint64_t off, uint64_t len, struct hash *h,
-		       XXH3_state_t *xs)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	uint64_t start = off - off % (uint64_t)page;
-	size_t maplen = (size_t)(off + len - start);
-	struct stat sb;
-	unsigned char *map;
-	int rc = 0;
-
-	/* Never map past the end: a short file would fault (SIGBUS). */
-	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < off + len)
-		return 1;
-	map = mmap(NULL, maplen, PROT_READ, MAP_SHARED | MAP_POPULATE, fd,
-		   (off_t)start);
-	if (map == MAP_FAILED)
-		return 1;
-	madvise(map, maplen, MADV_SEQUENTIAL);
-	for (uint64_t done = 0; done < len && rc == 0;) {
-		size_t n = len - done < HASH_PIECE ? (size_t)(len - done) : HASH_PIECE;
-		const unsigned char *p = map + (off - start) + done;
-
-		if (xs)
-			XXH3_64bits_update(xs, p, n);
-		if (h)
-			rc = hash_update(h, p, n);
-		done += n;
-	}
-	munmap(map, maplen);
-	return rc;
-}
-
 int hash_fd_range(int fd, uint64_t off, uint64_t len, struct hash *h,
 		  uint64_t *xxh, unsigned char *buf)
 {
@@ -136,12 +95,11 @@ int hash_fd_range(int fd, uint64_t off, uint64_t len, struct hash *h,
 			return -ENOMEM;
 		XXH3_64bits_reset(xs);
 	}
-	if (len) {
-		rc = hash_mapped(fd, off, len, h, xs);
-		if (rc <= 0)
-			goto out_done;
-		rc = 0;
-	}
+	/*
+	 * pread, never a mapping: a data file that shrinks under us (another
+	 * process, a full disk, an operator) must give a short read (-EIO),
+	 * not SIGBUS on a page past the new end (issue 10 item 10).
+	 */
 	while (len) {
 		size_t want = len < HASH_PIECE ? (size_t)len : HASH_PIECE;
 		ssize_t n = pread(fd, buf, want, (off_t)off);
@@ -166,7 +124,6 @@ int hash_fd_range(int fd, uint64_t off, uint64_t len, struct hash *h,
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
-out_done:
 	if (rc == 0 && xs)
 		*xxh = XXH3_64bits_digest(xs);
 

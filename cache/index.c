@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,11 @@
 /* 1 GiB of address space: a record is ~1 KiB, a chunk entry ~150 bytes. */
 #define IDX_MAP_SIZE	((size_t)1 << 30)
 #define IDX_KEY_MAX	256
-#define IDX_REC_FIXED	(4 + 4 + 1 + 8 + 8 + 8 + 8 + 4 + 2 + 2 + 4)
+/* Fixed part of a version 1 record; version 2 adds the generation. */
+#define IDX_REC_FIXED_V1	(4 + 4 + 1 + 8 + 8 + 8 + 8 + 4 + 2 + 2 + 4)
+#define IDX_REC_FIXED		(IDX_REC_FIXED_V1 + 8)
+/* A lease as version 1 wrote it (no heartbeat). */
+#define IDX_LEASE_V1_SIZE	24
 
 int idx_err(int rc)
 {
@@ -53,7 +58,8 @@ int idx_open(struct idx *x, const char *dir)
 	rc = mdb_env_create(&x->env);
 	if (rc)
 		return idx_err(rc);
-	rc = mdb_env_set_maxdbs(x->env, 4);
+	mdb_env_set_userctx(x->env, x);
+	rc = mdb_env_set_maxdbs(x->env, 8);
 	if (!rc)
 		rc = mdb_env_set_mapsize(x->env, IDX_MAP_SIZE);
 	if (!rc)
@@ -73,6 +79,10 @@ int idx_open(struct idx *x, const char *dir)
 		rc = mdb_dbi_open(txn, "chunks", MDB_CREATE, &x->chunks);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "leases", MDB_CREATE, &x->leases);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "fails", MDB_CREATE, &x->fails);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &x->meta);
 	if (rc) {
 		mdb_txn_abort(txn);
 		af_err("cache index: %s: %s", dir, mdb_strerror(rc));
@@ -101,19 +111,44 @@ void idx_close(struct idx *x)
 
 int idx_begin(struct idx *x, bool write, MDB_txn **txn)
 {
-	return idx_err(mdb_txn_begin(x->env, NULL, write ? 0 : MDB_RDONLY,
-				     txn));
+	int rc = mdb_txn_begin(x->env, NULL, write ? 0 : MDB_RDONLY, txn);
+
+	if (rc == 0 && write) {
+		__atomic_store_n(&x->wthread, (unsigned long)pthread_self(),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&x->wtxn, *txn, __ATOMIC_RELEASE);
+	}
+	return idx_err(rc);
+}
+
+/* Forgets txn as this process's write txn (before it ends). */
+static void idx_txn_ending(MDB_txn *txn)
+{
+	struct idx *x = mdb_env_get_userctx(mdb_txn_env(txn));
+
+	if (x && __atomic_load_n(&x->wtxn, __ATOMIC_ACQUIRE) == txn)
+		__atomic_store_n(&x->wtxn, NULL, __ATOMIC_RELEASE);
+}
+
+bool idx_write_held(struct idx *x)
+{
+	return __atomic_load_n(&x->wtxn, __ATOMIC_ACQUIRE) != NULL &&
+	       __atomic_load_n(&x->wthread, __ATOMIC_RELAXED) ==
+	       (unsigned long)pthread_self();
 }
 
 int idx_commit(MDB_txn *txn)
 {
+	idx_txn_ending(txn);
 	return idx_err(mdb_txn_commit(txn));
 }
 
 void idx_abort(MDB_txn *txn)
 {
-	if (txn)
-		mdb_txn_abort(txn);
+	if (!txn)
+		return;
+	idx_txn_ending(txn);
+	mdb_txn_abort(txn);
 }
 
 void idx_rec_release(struct idx_rec *r)
@@ -177,7 +212,7 @@ int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
 		return idx_err(rc);
 	c = (struct cur){ .p = v.mv_data, .len = v.mv_size };
 	cur_get(&c, &version, sizeof(version));
-	if (c.bad || version != IDX_REC_VERSION) {
+	if (c.bad || version < 1 || version > IDX_REC_VERSION) {
 		af_warn("cache index: %s: unknown record version", key);
 		return -EIO;
 	}
@@ -189,6 +224,8 @@ int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
 	cur_get(&c, &out->verified_at, sizeof(out->verified_at));
 	cur_get(&c, &out->last_access, sizeof(out->last_access));
 	cur_get(&c, &out->last_err, sizeof(out->last_err));
+	if (version >= 2)
+		cur_get(&c, &out->gen, sizeof(out->gen));
 	cur_get(&c, &plen, sizeof(plen));
 	cur_get(&c, &nlen, sizeof(nlen));
 	cur_get(&c, &jlen, sizeof(jlen));
@@ -245,6 +282,7 @@ int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
 	cur_put(&c, &r->verified_at, sizeof(r->verified_at));
 	cur_put(&c, &r->last_access, sizeof(r->last_access));
 	cur_put(&c, &r->last_err, sizeof(r->last_err));
+	cur_put(&c, &r->gen, sizeof(r->gen));
 	cur_put(&c, &plen, sizeof(plen));
 	cur_put(&c, &nlen, sizeof(nlen));
 	cur_put(&c, &jlen, sizeof(jlen));
@@ -405,9 +443,10 @@ int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
 	rc = mdb_get(txn, x->leases, &k, &v);
 	if (rc)
 		return idx_err(rc);
-	if (v.mv_size != sizeof(*out))
+	/* A version 1 lease (pid, start, token) has no heartbeat: beat 0. */
+	if (v.mv_size != sizeof(*out) && v.mv_size != IDX_LEASE_V1_SIZE)
 		return -EIO;
-	memcpy(out, v.mv_data, sizeof(*out));
+	memcpy(out, v.mv_data, v.mv_size);
 	return 0;
 }
 
@@ -421,6 +460,7 @@ int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
 	copy.pid = l->pid;
 	copy.start = l->start;
 	copy.token = l->token;
+	copy.beat = l->beat;
 	key_val(&k, key);
 	return idx_err(mdb_put(txn, x->leases, &k, &v, 0));
 }
@@ -432,6 +472,260 @@ int idx_lease_del(struct idx *x, MDB_txn *txn, const char *key)
 
 	key_val(&k, key);
 	rc = mdb_del(txn, x->leases, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+static int meta_u64_get(struct idx *x, MDB_txn *txn, const char *name,
+			uint64_t *out)
+{
+	MDB_val k, v;
+	int rc;
+
+	*out = 0;
+	key_val(&k, name);
+	rc = mdb_get(txn, x->meta, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return idx_err(rc);
+	if (v.mv_size != sizeof(*out))
+		return -EIO;
+	memcpy(out, v.mv_data, sizeof(*out));
+	return 0;
+}
+
+static int meta_u64_put(struct idx *x, MDB_txn *txn, const char *name,
+			uint64_t val)
+{
+	MDB_val k, v = { .mv_size = sizeof(val), .mv_data = &val };
+
+	key_val(&k, name);
+	return idx_err(mdb_put(txn, x->meta, &k, &v, 0));
+}
+
+int idx_gen_next(struct idx *x, MDB_txn *txn, uint64_t *out)
+{
+	uint64_t seq;
+	int rc;
+
+	rc = meta_u64_get(x, txn, "seq", &seq);
+	if (rc)
+		return rc;
+	seq++;
+	rc = meta_u64_put(x, txn, "seq", seq);
+	if (rc)
+		return rc;
+	*out = seq;
+	return 0;
+}
+
+int idx_drops_get(struct idx *x, MDB_txn *txn, uint64_t *out)
+{
+	return meta_u64_get(x, txn, "drops", out);
+}
+
+/* "drop" + big-endian n: the log entries sort in drop order. */
+static void drop_key(unsigned char *buf, uint64_t n, MDB_val *k)
+{
+	memcpy(buf, "drop", 4);
+	for (int b = 0; b < 8; b++)
+		buf[4 + b] = (unsigned char)(n >> (56 - 8 * b));
+	k->mv_data = buf;
+	k->mv_size = 12;
+}
+
+int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key)
+{
+	unsigned char kb[12];
+	uint64_t n;
+	MDB_val k, v;
+	int rc;
+
+	rc = meta_u64_get(x, txn, "drops", &n);
+	if (rc)
+		return rc;
+	n++;
+	rc = meta_u64_put(x, txn, "drops", n);
+	if (rc)
+		return rc;
+	drop_key(kb, n, &k);
+	key_val(&v, key);
+	rc = idx_err(mdb_put(txn, x->meta, &k, &v, 0));
+	if (rc || n <= IDX_DROP_LOG)
+		return rc;
+	/* Bounded: the oldest entry goes. */
+	drop_key(kb, n - IDX_DROP_LOG, &k);
+	rc = mdb_del(txn, x->meta, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
+		    int (*fn)(void *arg, const char *key), void *arg)
+{
+	char key[IDX_KEY_MAX];
+	unsigned char kb[12];
+	uint64_t now, n;
+	MDB_val k, v;
+	int rc;
+
+	rc = meta_u64_get(x, txn, "drops", &now);
+	if (rc)
+		return rc;
+	if (since >= now)
+		return 0;
+	if (now - since > IDX_DROP_LOG)
+		return -ERANGE;
+	for (n = since + 1; n <= now; n++) {
+		drop_key(kb, n, &k);
+		rc = mdb_get(txn, x->meta, &k, &v);
+		if (rc == MDB_NOTFOUND)
+			return -ERANGE;
+		if (rc)
+			return idx_err(rc);
+		if (v.mv_size == 0 || v.mv_size >= sizeof(key))
+			continue;
+		memcpy(key, v.mv_data, v.mv_size);
+		key[v.mv_size] = '\0';
+		rc = fn(arg, key);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* A failure entry as stored: fixed fields, then the reason's bytes. */
+struct fail_val {
+	uint32_t count;
+	int32_t err;
+	int64_t until_ms;
+};
+
+int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
+		 struct idx_fail *out)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	struct fail_val fv;
+	MDB_val k, v;
+	size_t rl;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = chunk_key(kb, sizeof(kb), key, fp, &k);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, x->fails, &k, &v);
+	if (rc)
+		return idx_err(rc);
+	if (v.mv_size < sizeof(fv))
+		return -EIO;
+	memcpy(&fv, v.mv_data, sizeof(fv));
+	out->count = fv.count;
+	out->err = fv.err;
+	out->until_ms = fv.until_ms;
+	rl = v.mv_size - sizeof(fv);
+	if (rl >= sizeof(out->reason))
+		rl = sizeof(out->reason) - 1;
+	memcpy(out->reason, (const unsigned char *)v.mv_data + sizeof(fv), rl);
+	out->reason[rl] = '\0';
+	return 0;
+}
+
+int idx_fail_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
+		 const struct idx_fail *f)
+{
+	unsigned char kb[IDX_KEY_MAX], vb[sizeof(struct fail_val) +
+					 sizeof(f->reason)];
+	struct fail_val fv = { .count = f->count, .err = f->err,
+			       .until_ms = f->until_ms };
+	size_t rl = strnlen(f->reason, sizeof(f->reason) - 1);
+	MDB_val k, v;
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, fp, &k);
+	if (rc)
+		return rc;
+	memcpy(vb, &fv, sizeof(fv));
+	memcpy(vb + sizeof(fv), f->reason, rl);
+	v.mv_data = vb;
+	v.mv_size = sizeof(fv) + rl;
+	return idx_err(mdb_put(txn, x->fails, &k, &v, 0));
+}
+
+int idx_fail_del(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	MDB_val k;
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, fp, &k);
+	if (rc)
+		return rc;
+	rc = mdb_del(txn, x->fails, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_fails_del_blob(struct idx *x, MDB_txn *txn, const char *key)
+{
+	unsigned char kb[IDX_KEY_MAX];
+	size_t kl = strlen(key);
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = chunk_key(kb, sizeof(kb), key, 0, &k);
+	if (rc)
+		return rc;
+	rc = mdb_cursor_open(txn, x->fails, &cur);
+	if (rc)
+		return idx_err(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size != kl + 8 || memcmp(k.mv_data, key, kl) != 0)
+			break;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		/* After a delete, MDB_NEXT gives the entry that followed. */
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
+}
+
+int idx_fails_clear(struct idx *x, MDB_txn *txn)
+{
+	return idx_err(mdb_drop(txn, x->fails, 0));
+}
+
+int idx_fails_prune(struct idx *x, MDB_txn *txn, int64_t before_ms)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, x->fails, &cur);
+	if (rc)
+		return idx_err(rc);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		struct fail_val fv;
+		bool old = false;
+
+		if (v.mv_size >= sizeof(fv)) {
+			memcpy(&fv, v.mv_data, sizeof(fv));
+			old = fv.until_ms < before_ms;
+		}
+		if (old) {
+			rc = mdb_cursor_del(cur, 0);
+			if (rc)
+				break;
+			/* After a delete, MDB_NEXT gives the entry that followed. */
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		} else {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+	}
+	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? 0 : idx_err(rc);
 }
 

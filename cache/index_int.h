@@ -1,13 +1,19 @@
 /*
  * index_int.h - the LMDB index of the cache (DESIGN §6), private to cache/.
  *
- * Three named databases in <dir>/index/:
+ * Five named databases in <dir>/index/:
  *   "blobs"   digest string -> blob record (idx_rec, versioned encoding)
  *   "chunks"  digest string + big-endian u64 chunk index -> xxh3-64 (u64);
  *             presence of the key means the chunk's bytes are in the data
  *             file (recorded only after they were written)
  *   "leases"  digest string -> fetch lease (pid, process start time, owner
- *             token), so one process fetches a blob at a time
+ *             token, heartbeat), so one process fetches a blob at a time
+ *   "fails"   digest string + big-endian u64 registration fingerprint ->
+ *             failure backoff (DESIGN §6) of that registration's fetch
+ *   "meta"    "seq" -> u64, the last generation handed out;
+ *             "drops" -> u64, bumped whenever a blob's data is dropped
+ *             (quarantine, eviction, gc), with "drop" + big-endian u64 ->
+ *             digest string, the last IDX_DROP_LOG of them
  *
  * LMDB values are valid only inside their transaction: every getter here
  * copies out. Write transactions are serialized by LMDB itself (its writer
@@ -22,13 +28,24 @@
 
 #include <lmdb.h>
 
-#define IDX_REC_VERSION	1
+#define IDX_REC_VERSION	2
+/* Drops remembered for cache_changes_since. */
+#define IDX_DROP_LOG	4096
 
 struct idx {
 	MDB_env *env;
 	MDB_dbi blobs;
 	MDB_dbi chunks;
 	MDB_dbi leases;
+	MDB_dbi fails;
+	MDB_dbi meta;
+	/*
+	 * The write txn open in this process and its thread (LMDB allows one
+	 * at a time per environment): idx_write_held() lets hashing assert
+	 * that it holds no writer lock (cache_int.h rule 7). __atomic.
+	 */
+	MDB_txn *wtxn;
+	unsigned long wthread;
 };
 
 /* One blob record; json is heap-owned (may be NULL), see idx_rec_release. */
@@ -40,6 +57,12 @@ struct idx_rec {
 	int64_t verified_at;		/* epoch seconds, 0 if never */
 	int64_t last_access;		/* epoch seconds */
 	int32_t last_err;		/* error of the last failed fetch, 0 */
+	/*
+	 * Changes with every change of the record's state or owner (a new
+	 * lease, a commit, a quarantine); a write based on an earlier read
+	 * checks it (cache_int.h "Ownership"). 0 in a version 1 record.
+	 */
+	uint64_t gen;
 	char project[64];
 	char name[201];
 	char *json;			/* registration snapshot, or NULL */
@@ -49,6 +72,15 @@ struct idx_lease {
 	int32_t pid;
 	uint64_t start;			/* /proc/<pid>/stat field 22 */
 	uint64_t token;			/* per cache instance */
+	int64_t beat;			/* wall seconds of the last heartbeat, 0: none */
+};
+
+/* A fetch failure of one registration of a blob (DESIGN §6 backoff). */
+struct idx_fail {
+	uint32_t count;			/* failures in a row */
+	int32_t err;			/* the last one's error */
+	int64_t until_ms;		/* wall ms: no new fetch before */
+	char reason[200];		/* the last one's reason (audit words) */
 };
 
 int idx_open(struct idx *x, const char *dir);
@@ -59,6 +91,8 @@ int idx_begin(struct idx *x, bool write, MDB_txn **txn);
 int idx_commit(MDB_txn *txn);
 void idx_abort(MDB_txn *txn);
 int idx_err(int mdb_rc);
+/* True when the calling thread has a write txn of x open. */
+bool idx_write_held(struct idx *x);
 
 void idx_rec_release(struct idx_rec *r);
 /* 0 and *out (json copied only when want_json), -ENOENT, -EIO. */
@@ -88,6 +122,31 @@ int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
 int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
 		  const struct idx_lease *l);
 int idx_lease_del(struct idx *x, MDB_txn *txn, const char *key);
+
+/*
+ * Generations (meta). idx_gen_next hands out the next one (> 0, never
+ * reused). idx_drop_note bumps the drop counter and logs key under it.
+ * idx_drops_get reads the counter (0 when nothing was ever dropped).
+ * idx_drops_since calls fn for every key dropped after since, oldest
+ * first, and returns -ERANGE when the log no longer reaches back that far.
+ */
+int idx_gen_next(struct idx *x, MDB_txn *txn, uint64_t *out);
+int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key);
+int idx_drops_get(struct idx *x, MDB_txn *txn, uint64_t *out);
+int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
+		    int (*fn)(void *arg, const char *key), void *arg);
+
+/* Failure backoff entries: 0 / -ENOENT / -errno. */
+int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
+		 struct idx_fail *out);
+int idx_fail_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
+		 const struct idx_fail *f);
+int idx_fail_del(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp);
+/* Every entry of key (evict DIGEST), of every blob (SIGHUP). */
+int idx_fails_del_blob(struct idx *x, MDB_txn *txn, const char *key);
+int idx_fails_clear(struct idx *x, MDB_txn *txn);
+/* Drops entries that ended before before_ms (wall). Returns 0 or -errno. */
+int idx_fails_prune(struct idx *x, MDB_txn *txn, int64_t before_ms);
 
 /* Start time of pid from /proc/<pid>/stat; 0 when the process is gone. */
 uint64_t idx_proc_start(pid_t pid);

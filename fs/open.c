@@ -217,7 +217,7 @@ static void finish_open(struct fs_pending *p, int err)
 		fuse_reply_err(p->req, af_errno(err));
 		return;
 	}
-	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size);
+	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size, NULL);
 	if (fd < 0) {
 		/* Evicted between verification and open: rare; the caller retries. */
 		audit_open_result(p, "open_denied", "deny", af_strerror(fd), NULL);

@@ -61,6 +61,8 @@ static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 
 		if (cached && info.state == CACHE_VERIFIED)
 			s = "verified";
+		else if (cached && info.state == CACHE_QUARANTINED)
+			s = "quarantined";	/* DESIGN §7: failed verification */
 		else if (cached && info.state == CACHE_PARTIAL &&
 			 info.bytes_present > 0)
 			s = "partial";	/* a record with no byte is only a known size */

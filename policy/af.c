@@ -61,6 +61,8 @@ const char *af_strerror(int err)
 		return "blob quarantined";
 	case AF_ETIMEDOUT:
 		return "transfer timed out";
+	case AF_EBACKOFF:
+		return "backing off after a failed fetch (fetch.failure_backoff)";
 	default:
 		break;
 	}
@@ -82,6 +84,7 @@ int af_errno(int err)
 	case AF_ESOURCE:
 	case AF_EQUARANTINE:
 	case AF_ETIMEDOUT:
+	case AF_EBACKOFF:
 		return EIO;
 	case AF_EDENIED:
 	case AF_ECRED:

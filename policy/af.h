@@ -26,6 +26,7 @@ enum {
 	AF_ECRED = AF_EBASE - 7,	/* credential refused (EACCES) */
 	AF_EQUARANTINE = AF_EBASE - 8,	/* blob quarantined after a failure (EIO) */
 	AF_ETIMEDOUT = AF_EBASE - 9,	/* transfer stalled or timed out (EIO) */
+	AF_EBACKOFF = AF_EBASE - 10,	/* fetch failed recently: backing off (EIO) */
 };
 
 /* Returns a static description of err (AF_E* or -errno); never NULL. */

@@ -73,6 +73,8 @@ static const struct cfg_key cfg_keys[] = {
 	{ "fetch", "ca_file", CFG_PATH, F(ca_file), 0, 0 },
 	{ "fetch", "low_speed_timeout", CFG_DURATION, F(low_speed_timeout_ms),
 	  0, 0 },
+	{ "fetch", "failure_backoff", CFG_DURATION, F(failure_backoff_ms), 0,
+	  0 },
 	{ "fetch", "proxy", CFG_PROXY, F(proxy), 0, 0 },
 	{ "fetch", "mirrors", CFG_MIRRORS, F(mirrors), 0, 0 },
 	{ "audit", "log", CFG_PATH, F(audit_log), 0, 0 },
@@ -797,6 +799,7 @@ int pol_config_init(struct pol_config *cfg)
 	cfg->fetch_retries = 5;
 	cfg->connect_timeout_ms = 10 * 1000;
 	cfg->low_speed_timeout_ms = 30 * 1000;
+	cfg->failure_backoff_ms = 30 * 1000;
 	cfg->audit_syslog = false;
 	cfg->passthrough = POL_PASSTHROUGH_AUTO;
 	cfg->cache_dir = strdup("/var/cache/artifactfs");

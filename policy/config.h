@@ -55,6 +55,7 @@ struct pol_config {
 	unsigned fetch_retries;		/* default 5, 0..100 */
 	uint64_t connect_timeout_ms;	/* default 10s */
 	uint64_t low_speed_timeout_ms;	/* default 30s */
+	uint64_t failure_backoff_ms;	/* default 30s; 0 = off (DESIGN §6) */
 	char *ca_file;			/* NULL unless set */
 	char *proxy;			/* NULL unless set */
 	char **mirrors;			/* comma- or space-separated list */

@@ -3,7 +3,6 @@
  * evict (--to SIZE | --older-than DUR | DIGEST...) | verify [--quick]
  * [DIGEST...] | gc
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -266,12 +265,16 @@ static int parse_digests(int argc, char **argv, int first,
 	return 0;
 }
 
-/* Evicts one blob, counting the bytes it held. */
+/*
+ * Evicts one blob, counting the bytes it held; gen != 0: only while it is
+ * still the blob that was listed (a blob fetched again meanwhile is kept).
+ */
 static void evict_one(struct cli *cli, struct cache *c, struct tally *t,
-		      const struct pol_digest *d, uint64_t bytes,
+		      const struct pol_digest *d, uint64_t gen, uint64_t bytes,
 		      const char *reason)
 {
-	report(cli, t, d->str, cache_evict(c, d, reason), bytes);
+	report(cli, t, d->str, gen ? cache_evict_if(c, d, gen, reason) :
+	       cache_evict(c, d, reason), bytes);
 }
 
 static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
@@ -287,7 +290,7 @@ static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 
 			if (cache_stat(c, &d[i], &info) == 0)
 				bytes = info.bytes_present;
-			evict_one(cli, c, &t, &d[i], bytes, "cache evict");
+			evict_one(cli, c, &t, &d[i], 0, bytes, "cache evict");
 		}
 		return summary(cli, &t);
 	}
@@ -306,7 +309,7 @@ static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 
 			if (l->v[i].fetching)
 				continue;
-			evict_one(cli, c, &t, &l->v[i].digest,
+			evict_one(cli, c, &t, &l->v[i].digest, l->v[i].gen,
 				  l->v[i].bytes_present, "cache evict --to");
 			if (t.done > before)
 				total -= l->v[i].bytes_present;
@@ -326,7 +329,7 @@ static int do_evict(struct cli *cli, struct cache *c, struct blob_list *l,
 		for (size_t i = 0; i < l->n; i++) {
 			if (l->v[i].last_access >= cutoff || l->v[i].fetching)
 				continue;
-			evict_one(cli, c, &t, &l->v[i].digest,
+			evict_one(cli, c, &t, &l->v[i].digest, l->v[i].gen,
 				  l->v[i].bytes_present, "cache evict --older-than");
 		}
 	}
@@ -359,82 +362,39 @@ static int do_verify(struct cli *cli, struct cache *c, struct blob_list *l,
 	return summary(cli, &t);
 }
 
-/* Removes data files under blobs/ that the index does not know. */
-static void gc_orphans(struct cli *cli, struct cache *c, struct tally *t)
+struct gc_ctx {
+	struct cli *cli;
+	struct tally *t;
+};
+
+static void gc_report(void *arg, const char *digest, bool orphan,
+		      uint64_t bytes, int rc)
 {
-	static const char *const algos[] = { "sha256", "sha512" };
+	struct gc_ctx *g = arg;
 
-	for (size_t a = 0; a < 2; a++) {
-		char dir[4096];
-		DIR *top;
-		struct dirent *e;
-
-		snprintf(dir, sizeof(dir), "%s/blobs/%s", cli->cfg.cache_dir, algos[a]);
-		top = opendir(dir);
-		if (!top)
-			continue;
-		while ((e = readdir(top))) {
-			char sub[4200];
-			DIR *d;
-			struct dirent *f;
-
-			if (e->d_name[0] == '.')
-				continue;
-			if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir,
-					     e->d_name) >= sizeof(sub))
-				continue;
-			d = opendir(sub);
-			if (!d)
-				continue;
-			while ((f = readdir(d))) {
-				char ds[POL_DIGEST_STR_MAX + 8], path[4400];
-				struct pol_digest dg;
-				struct cache_info info;
-				struct stat sb;
-				uint64_t bytes = 0;
-
-				if (f->d_name[0] == '.')
-					continue;
-				if ((size_t)snprintf(ds, sizeof(ds), "%s:%s", algos[a],
-						     f->d_name) >= sizeof(ds) ||
-				    (size_t)snprintf(path, sizeof(path), "%s/%s", sub,
-						     f->d_name) >= sizeof(path))
-					continue;
-				if (pol_digest_parse(ds, &dg, NULL, 0) == 0 &&
-				    cache_stat(c, &dg, &info) == 0)
-					continue;
-				/* Allocated bytes: the files are sparse. */
-				if (lstat(path, &sb) == 0)
-					bytes = (uint64_t)sb.st_blocks * 512;
-				if (unlink(path) == 0) {
-					report(cli, t, ds, 0, bytes);
-					t->done--;
-					t->files++;
-				}
-			}
-			closedir(d);
-		}
-		closedir(top);
+	report(g->cli, g->t, digest, rc, bytes);
+	if (rc == 0 && orphan) {
+		g->t->done--;
+		g->t->files++;
 	}
 }
 
-static int do_gc(struct cli *cli, struct cache *c, struct blob_list *l)
+/*
+ * The cache decides and drops each blob in one index transaction, so a
+ * fetch starting meanwhile (daemon, prefetch) is never touched (issue 10).
+ */
+static int do_gc(struct cli *cli, struct cache *c)
 {
 	long long stale = (long long)time(NULL) - 24 * 3600;
 	struct tally t = { .action = "gc" };
+	struct gc_ctx g = { .cli = cli, .t = &t };
+	int rc;
 
-	for (size_t i = 0; i < l->n; i++) {
-		const struct cache_info *in = &l->v[i];
-
-		if (in->fetching)
-			continue;
-		if (in->state == CACHE_QUARANTINED ||
-		    (in->state == CACHE_PARTIAL && in->last_access < stale))
-			report(cli, &t, in->digest.str,
-			       cache_evict(c, &in->digest, "cache gc"),
-			       in->bytes_present);
+	rc = cache_gc(c, stale, gc_report, &g);
+	if (rc < 0 && !t.failed) {
+		fprintf(stderr, "artifactfs cache gc: %s\n", af_strerror(rc));
+		t.failed++;
 	}
-	gc_orphans(cli, c, &t);
 	return summary(cli, &t);
 }
 
@@ -549,7 +509,7 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	else if (strcmp(verb, "verify") == 0)
 		rc = do_verify(cli, c, &list, quick, digests, nd);
 	else
-		rc = do_gc(cli, c, &list);
+		rc = do_gc(cli, c);
 out:
 	cache_close(c);
 	audit_close(audit);

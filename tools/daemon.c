@@ -339,8 +339,17 @@ static void on_reload(void *arg, const char *why)
 {
 	struct daemon *d = arg;
 	char status[256];
+	int rc;
 
-	(void)why;
+	/* DESIGN §6: SIGHUP ends every fetch failure backoff. */
+	if (strcmp(why, "signal") == 0 && d->cache) {
+		rc = cache_backoff_clear(d->cache);
+		if (rc < 0)
+			af_warn("cache: cannot clear the fetch failure backoff: %s",
+				af_strerror(rc));
+		else
+			af_info("cache: SIGHUP: fetch failure backoff cleared");
+	}
 	daemon_status(d, status, sizeof(status));
 	notify_send(&d->notify, "STATUS=%s", status);
 }

@@ -158,7 +158,8 @@ write_policy() {
   "min_trust_state": "verified",
   "sources": [
     {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/blobs/"},
-    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/slow/"}$extra
+    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/slow/"},
+    {"source_type": "https", "uri_prefix": "http://127.0.0.1:$NGINX_PORT/norange/"}$extra
   ],
   "projects": {}
 }
@@ -189,6 +190,7 @@ http {
         access_log $T/nginx/logs/access.log bytes;
         location /blobs/ { alias $T/www/; autoindex on; }
         location /slow/ { alias $T/www/; limit_rate 512k; }
+        location /norange/ { alias $T/www/; max_ranges 0; }
     }
 }
 EOF

@@ -22,7 +22,7 @@ for c in "flip:$d_flip" "trunc:$d_trunc" "append:$d_append" "flipnosize:$d_nosiz
 	f="$T/mnt/vision/$n.bin@$d"
 	expect "$n: open fails with EIO" EIO "$PROBE" open "$f"
 	expect "$n: read fails with EIO" EIO "$PROBE" read-first "$f"
-	expect "$n: cache_state not verified" none getfattr --only-values -n user.artifact.cache_state "$f"
+	expect "$n: cache_state quarantined" quarantined getfattr --only-values -n user.artifact.cache_state "$f"
 	ok "$n: audit verify_failed" audit_has verify_failed "$d"
 	hex=${d#sha256:}
 	ok "$n: no data file kept" test ! -s "$T/cache/blobs/sha256/${hex:0:2}/$hex"
@@ -30,7 +30,10 @@ done
 ok "audit names both sizes for a truncated source" sh -c "grep verify_failed '$T/audit.jsonl' | grep '${d_trunc}' | grep -q '$((size - 1))'"
 ok "cache ls shows nothing verified" sh -c "! '$AF' cache -c '$T/artifactfs.conf' ls --json | grep -q '\"state\":\"verified\"'"
 ok "daemon still alive" kill -0 "$AF_PID"
-# The source fixed: the next open fetches again and succeeds.
+# The source fixed: within the failure backoff (DESIGN §6) the open still
+# fails at once; cache evict DIGEST clears it and the next open fetches.
 cp "$T/flip.orig" "$T/www/flip.bin"
+expect "fixed source: still backing off" EIO "$PROBE" open "$T/mnt/vision/flip.bin@$d_flip"
+ok "cache evict clears the backoff" "$AF" cache -c "$T/artifactfs.conf" evict "$d_flip"
 ok "fixed source: content equal on the next open" cmp "$T/www/flip.bin" "$T/mnt/vision/flip.bin@$d_flip"
 ok "clean unmount" umount_af

@@ -168,6 +168,34 @@ static inline struct pol_registration *fx_reg(struct fx *f, const char *path,
 	return r;
 }
 
+/* A registration of digest at path, with or without size, in project. */
+static inline struct pol_registration *fx_reg_at(const char *project,
+						 const char *name,
+						 const char *digest,
+						 const char *path, bool with_size,
+						 uint64_t size)
+{
+	struct pol_registration *r = NULL;
+	char json[1024], sz[64] = "", err[256];
+	int n;
+
+	if (with_size)
+		snprintf(sz, sizeof(sz), ", \"size_bytes\": %" PRIu64, size);
+	n = snprintf(json, sizeof(json),
+		     "{\"project\": \"%s\", \"name\": \"%s\", "
+		     "\"artifact_kind\": \"blob\", \"digest\": \"%s\", "
+		     "\"source\": {\"source_type\": \"file\", "
+		     "\"uri\": \"file://%s\"%s}, "
+		     "\"lifecycle_state\": \"active\", "
+		     "\"trust_state\": \"verified\"}",
+		     project, name, digest, path, sz);
+	assert_true(n > 0 && (size_t)n < sizeof(json));
+	if (pol_registration_parse(json, (size_t)n, "test", &r, err,
+				   sizeof(err)) != 0)
+		fail_msg("registration: %s", err);
+	return r;
+}
+
 /* Generates a random source file and its registration. */
 static inline struct pol_registration *fx_blob(struct fx *f, uint64_t size,
 					       unsigned seed, char *path,
@@ -190,7 +218,7 @@ static inline void fx_assert_cached_equal(struct fx *f,
 	uint64_t size = 0, off = 0;
 	int fd, sfd;
 
-	fd = cache_open_verified(f->c, &r->digest, &size);
+	fd = cache_open_verified(f->c, &r->digest, &size, NULL);
 	assert_true(fd >= 0);
 	sfd = open(path, O_RDONLY);
 	assert_true(sfd >= 0);
@@ -320,6 +348,84 @@ static inline uint64_t fx_src_bytes(struct fx *f)
 
 	src_ctx_stats(f->srcs, &st);
 	return st.bytes;
+}
+
+/*
+ * A job held at one named step (the cache's test seam, c->test_hook)
+ * until the test lets it go; one at a time. "hash" steps are counted, and
+ * whether one found a write txn held by its thread.
+ */
+static struct gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	const char *step;	/* the step to hold, or NULL */
+	bool reached;
+	bool open;
+	int hashes;		/* "hash" steps seen */
+	bool write_held;	/* a "hash" step found a write txn held */
+	void (*on_step)(struct cache *c, const char *step, const char *key);
+} gate = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+};
+
+static inline void gate_hook(struct cache *c, const char *step, const char *key)
+{
+	if (strcmp(step, "hash") == 0) {
+		pthread_mutex_lock(&gate.lock);
+		gate.hashes++;
+		if (idx_write_held(&c->idx))
+			gate.write_held = true;
+		pthread_mutex_unlock(&gate.lock);
+	}
+	if (gate.on_step)
+		gate.on_step(c, step, key);
+	pthread_mutex_lock(&gate.lock);
+	if (gate.step && strcmp(step, gate.step) == 0) {
+		gate.reached = true;
+		pthread_cond_broadcast(&gate.cond);
+		while (!gate.open)
+			pthread_cond_wait(&gate.cond, &gate.lock);
+	}
+	pthread_mutex_unlock(&gate.lock);
+}
+
+static inline void gate_set(struct fx *f, const char *step)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.step = step;
+	gate.reached = false;
+	gate.open = false;
+	gate.hashes = 0;
+	gate.write_held = false;
+	gate.on_step = NULL;
+	pthread_mutex_unlock(&gate.lock);
+	f->c->test_hook = gate_hook;
+}
+
+static inline void gate_wait(void)
+{
+	long long end = af_now_ms() + 20000;
+
+	pthread_mutex_lock(&gate.lock);
+	while (!gate.reached && af_now_ms() < end) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&gate.cond, &gate.lock, &ts);
+	}
+	assert_true(gate.reached);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+static inline void gate_open(void)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.open = true;
+	gate.step = NULL;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
 }
 
 #endif

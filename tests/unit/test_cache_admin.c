@@ -15,7 +15,7 @@ static void test_evict_keeps_open_fd(void **state)
 
 	r = fx_blob(f, size, 41, path, sizeof(path));
 	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), 0);
-	fd = cache_open_verified(f->c, &r->digest, &got);
+	fd = cache_open_verified(f->c, &r->digest, &got, NULL);
 	assert_true(fd >= 0);
 	assert_int_equal(got, size);
 	assert_int_equal(cache_evict(f->c, &r->digest, "test"), 0);
@@ -23,7 +23,7 @@ static void test_evict_keeps_open_fd(void **state)
 					sizeof(dpath)));
 	assert_false(fx_file_exists(dpath));
 	assert_int_equal(fx_state(f, r), CACHE_NONE);
-	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL), -ENOENT);
+	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL, NULL), -ENOENT);
 	assert_int_equal(cache_evict(f->c, &r->digest, "test"), -ENOENT);
 	assert_int_equal(fx_audit_count(f, "evict", "\"reason\":\"test\""), 1);
 
@@ -67,7 +67,7 @@ static void test_verify_quick_and_full(void **state)
 	assert_int_equal(cache_verify(f->c, &r1->digest, true), AF_EDIGEST);
 	assert_int_equal(fx_state(f, r1), CACHE_QUARANTINED);
 	assert_false(fx_file_exists(dpath));
-	assert_int_equal(cache_open_verified(f->c, &r1->digest, NULL), -ENOENT);
+	assert_int_equal(cache_open_verified(f->c, &r1->digest, NULL, NULL), -ENOENT);
 
 	/* And the full digest catches it too. */
 	assert_non_null(cache_blob_path(f->c, &r2->digest, dpath,
@@ -134,7 +134,7 @@ static void test_lru_eviction(void **state)
 	set_last_access(f, r[0], now - 2000);
 	set_last_access(f, r[2], now - 1000);
 	/* Opening records the access (at most once a minute). */
-	fd = cache_open_verified(f->c, &r[0]->digest, NULL);
+	fd = cache_open_verified(f->c, &r[0]->digest, NULL, NULL);
 	assert_true(fd >= 0);
 	close(fd);
 	/* 0 is now the most recent: 1 and then 2 go. */

@@ -95,7 +95,7 @@ static void assert_quarantined(struct fx *f, const struct pol_registration *r)
 	uint64_t size;
 
 	assert_int_equal(fx_state(f, r), CACHE_QUARANTINED);
-	assert_int_equal(cache_open_verified(f->c, &r->digest, &size),
+	assert_int_equal(cache_open_verified(f->c, &r->digest, &size, NULL),
 			 -ENOENT);
 	assert_non_null(cache_blob_path(f->c, &r->digest, dpath,
 					sizeof(dpath)));
@@ -107,6 +107,7 @@ static void test_tampered_flip(void **state)
 	struct fx *f = *state;
 	struct pol_registration *r;
 	char path[256];
+	uint64_t before;
 
 	r = fx_blob(f, 5 * FX_CHUNK + 3, 9, path, sizeof(path));
 	fx_flip_byte(path, 3 * FX_CHUNK + 10);
@@ -116,8 +117,16 @@ static void test_tampered_flip(void **state)
 					"digest mismatch: expected"), 1);
 	assert_int_equal(fx_audit_count(f, "verify_ok", NULL), 0);
 
-	/* The source is fixed: a later ensure fetches afresh and verifies. */
+	/*
+	 * The source is fixed, but this registration backs off (DESIGN §6):
+	 * the next ensure fails at once, without a byte fetched; once the
+	 * backoff is cleared (SIGHUP) it fetches afresh and verifies.
+	 */
 	fx_flip_byte(path, 3 * FX_CHUNK + 10);
+	before = fx_src_bytes(f);
+	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), AF_EBACKOFF);
+	assert_int_equal(fx_src_bytes(f), before);
+	assert_int_equal(cache_backoff_clear(f->c), 0);
 	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), 0);
 	fx_assert_cached_equal(f, r, path);
 	pol_registration_free(r);
@@ -420,7 +429,7 @@ static void test_local_failure(void **state)
 	assert_int_equal(mkdir(dpath, 0700), 0);
 	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), -EISDIR);
 	assert_int_equal(fx_state(f, r), CACHE_PARTIAL);
-	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL), -ENOENT);
+	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL, NULL), -ENOENT);
 	assert_int_equal(fx_audit_count(f, "fetch_failed", "\"reason\""), 1);
 	assert_int_equal(rmdir(dpath), 0);
 	assert_int_equal(cache_ensure_sync(f->c, r, NULL, NULL), 0);

@@ -74,7 +74,7 @@ static void test_resume_missing_and_corrupt(void **state)
 	assert_int_equal(cache_stat(f->c, &r->digest, &info), 0);
 	assert_int_equal(info.state, CACHE_PARTIAL);
 	assert_int_equal(info.chunks_present, 9);
-	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL), -ENOENT);
+	assert_int_equal(cache_open_verified(f->c, &r->digest, NULL, NULL), -ENOENT);
 
 	/* Restart, then resume: only chunks 3, 5 and 10 come from the source. */
 	cache_close(f->c);
