@@ -92,6 +92,9 @@ bool pol_project_valid(const char *s);
 bool pol_name_valid(const char *s);
 bool pol_channel_valid(const char *s);
 
+/* A huggingface source_ref: the full commit sha, lowercase hex (§5b). */
+#define POL_HF_COMMIT_LEN	40
+
 /*
  * A validated registration (DESIGN §2). A plain value object: every string
  * is owned by the registration and freed by pol_registration_free.

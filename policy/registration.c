@@ -108,6 +108,42 @@ static bool encoding_valid(const char *s)
 	return true;
 }
 
+/*
+ * A huggingface registration pins a revision (DESIGN §5b): source_ref is
+ * the full commit sha, 40 lowercase hex. A branch or tag name moves, an
+ * abbreviated or uppercase sha is not what the Hub answers in
+ * X-Repo-Commit: all are registration errors, so the record is never
+ * listed and `check` names it.
+ */
+static int hf_source_ref_check(struct pol_perr *c, const char *ref)
+{
+	char safe[POL_SAFE_BUF];
+	size_t n, upper = 0, other = 0;
+
+	if (!ref)
+		return pol_perr_fail(c, "source.source_ref",
+			    "required for huggingface (the revision, a 40-hex commit sha)");
+	n = strlen(ref);
+	for (const char *p = ref; *p; p++) {
+		if (*p >= 'A' && *p <= 'F')
+			upper++;
+		else if (pol_hex_value(*p) < 0)
+			other++;
+	}
+	if (other)
+		return pol_perr_fail(c, "source.source_ref",
+			    "\"%s\" is not a commit sha: huggingface needs the 40-hex commit (a branch or tag name does not pin a revision)",
+			    pol_safe(ref, POL_SAFE_LEN, safe, sizeof(safe)));
+	if (n != POL_HF_COMMIT_LEN)
+		return pol_perr_fail(c, "source.source_ref",
+			    "has %zu hex characters: huggingface needs the full %d-hex commit sha",
+			    n, POL_HF_COMMIT_LEN);
+	if (upper)
+		return pol_perr_fail(c, "source.source_ref",
+			    "must be lowercase hex (the commit sha as the Hub writes it)");
+	return 0;
+}
+
 static int parse_source(struct pol_perr *c, json_t *src,
 			struct pol_registration *r)
 {
@@ -153,9 +189,11 @@ static int parse_source(struct pol_perr *c, json_t *src,
 		if (ret < 0)
 			return ret;
 	}
-	if (r->source_type == POL_SRC_HUGGINGFACE && !r->source_ref)
-		return pol_perr_fail(c, "source.source_ref",
-			    "required for huggingface (the revision, a commit sha)");
+	if (r->source_type == POL_SRC_HUGGINGFACE) {
+		ret = hf_source_ref_check(c, r->source_ref);
+		if (ret < 0)
+			return ret;
+	}
 
 	v = json_object_get(src, "size_bytes");
 	if (v && !json_is_null(v)) {

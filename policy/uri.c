@@ -247,6 +247,145 @@ static const char *object_name_problem(const char *p, const char *end)
 	return NULL;
 }
 
+/*
+ * A Hugging Face organization or repository name, as huggingface_hub's
+ * validate_repo_id has it: 1-96 of [A-Za-z0-9_.-], a letter, digit or '_'
+ * at both ends, no "--" or "..", not ending in ".git".
+ */
+static bool hf_name_valid(const char *p, size_t n)
+{
+	if (n < 1 || n > 96)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == '-'))
+			return false;
+		if (i + 1 < n && (c == '-' || c == '.') && p[i + 1] == c)
+			return false;
+	}
+	if (p[0] == '.' || p[0] == '-' || p[n - 1] == '.' || p[n - 1] == '-')
+		return false;
+	return !(n >= 4 && strncasecmp(p + n - 4, ".git", 4) == 0);
+}
+
+/* Every '%' in [p, end) starts an escape of two hex digits. */
+static bool pct_escapes_valid(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if (*p == '%' && (end - p < 3 || pol_hex_value(p[1]) < 0 ||
+				  pol_hex_value(p[2]) < 0))
+			return false;
+	return true;
+}
+
+/*
+ * hf://[datasets/|spaces/]{org}/{repo}/{path} (DESIGN §2, §5b). The
+ * revision is the registration's source_ref, never part of the URI; the
+ * path is a file: no empty segment, no trailing '/'.
+ */
+static const char *hf_uri_problem(const char *auth, const char *path_end,
+				  const char *query)
+{
+	const char *p = auth;
+	size_t n;
+
+	if (*query != '\0')
+		return "huggingface uri takes no query or fragment";
+	if (memchr(auth, '@', (size_t)(path_end - auth)))
+		return "huggingface uri must not name a revision with '@' (the commit goes in source_ref)";
+	n = seg_len(p, path_end);
+	if ((n == 8 && strncmp(p, "datasets", 8) == 0) ||
+	    (n == 6 && strncmp(p, "spaces", 6) == 0)) {
+		p += n;
+		if (p < path_end)
+			p++;
+		n = seg_len(p, path_end);
+	}
+	if (n == 0)
+		return "huggingface uri has no organization (hf://org/repo/path)";
+	if (!hf_name_valid(p, n))
+		return "huggingface organization name must be 1-96 of [A-Za-z0-9_.-], without \"--\" or \"..\"";
+	p += n;
+	if (p < path_end)
+		p++;
+	n = seg_len(p, path_end);
+	if (n == 0)
+		return "huggingface uri has no repository (hf://org/repo/path)";
+	if (!hf_name_valid(p, n))
+		return "huggingface repository name must be 1-96 of [A-Za-z0-9_.-], without \"--\" or \"..\" or a \".git\" end";
+	p += n;
+	if (path_end - p < 2)
+		return "huggingface uri has no valid path in the repository (hf://org/repo/path)";
+	for (p++; p < path_end; p += n + 1) {
+		n = seg_len(p, path_end);
+		if (n == 0)
+			break;
+	}
+	if (n == 0 || path_end[-1] == '/')
+		return "huggingface uri path has an empty segment or ends in '/' (it must name a file)";
+	if (!pct_escapes_valid(auth, path_end))
+		return "huggingface uri has a bad percent escape";
+	return NULL;
+}
+
+/*
+ * One path component of an OCI repository name (distribution/reference):
+ * [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*.
+ */
+static bool oci_component_valid(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	for (;;) {
+		if (i == n || !lower_digit(p[i]))
+			return false;
+		while (i < n && lower_digit(p[i]))
+			i++;
+		if (i == n)
+			return true;
+		if (p[i] == '.') {
+			i++;
+		} else if (p[i] == '_') {
+			i += i + 1 < n && p[i + 1] == '_' ? 2 : 1;
+		} else if (p[i] == '-') {
+			while (i < n && p[i] == '-')
+				i++;
+		} else {
+			return false;
+		}
+	}
+}
+
+/*
+ * artifact-store://{repository}: an OCI distribution repository name, at
+ * most 255 characters of lowercase components separated by '/'. The blob
+ * is the registration's digest, so a tag or digest is refused (earlier, in
+ * pol_uri_check, with its own message).
+ */
+static const char *store_uri_problem(const char *auth, const char *path_end,
+				     const char *query)
+{
+	const char *p = auth;
+
+	if (*query != '\0')
+		return "artifact_store uri takes no query or fragment";
+	if (path_end - auth > 255)
+		return "artifact_store repository name is longer than 255 characters";
+	for (;;) {
+		size_t n = seg_len(p, path_end);
+
+		if (!oci_component_valid(p, n))
+			return "artifact_store repository must be lowercase [a-z0-9] components joined by '.', '_', \"__\" or '-', separated by '/' (OCI distribution name)";
+		p += n;
+		if (p == path_end)
+			return NULL;
+		p++;	/* the '/' */
+	}
+}
+
 int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		  size_t errlen)
 {
@@ -300,6 +439,13 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 	if (pol_path_has_dot_segment(auth, path_end)) {
 		pol_seterr(err, errlen,
 			   "uri has a \".\" or \"..\" dot segment (also as %%2e): not a valid registration");
+		return AF_EPARSE;
+	}
+	if (type == POL_SRC_ARTIFACT_STORE &&
+	    has_prefix(uri, "artifact-store://") &&
+	    strpbrk(auth, "@:") != NULL) {
+		pol_seterr(err, errlen,
+			   "artifact_store uri names a tag or digest (\":\" or \"@\"): give the repository only, the blob is the registration's digest");
 		return AF_EPARSE;
 	}
 	if (memchr(auth, '@', alen)) {
@@ -416,34 +562,23 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		}
 		return 0;
 	case POL_SRC_HUGGINGFACE: {
-		const char *p = auth_end;
+		const char *why;
 
 		if (!has_prefix(uri, "hf://")) {
 			pol_seterr(err, errlen,
 				   "huggingface uri must start with \"hf://\"");
 			return AF_EPARSE;
 		}
-		if (alen == 0) {
-			pol_seterr(err, errlen,
-				   "huggingface uri has no organization (hf://org/repo/path)");
-			return AF_EPARSE;
-		}
-		if (p < path_end)
-			p++;
-		if (seg_len(p, path_end) == 0) {
-			pol_seterr(err, errlen,
-				   "huggingface uri has no repository (hf://org/repo/path)");
-			return AF_EPARSE;
-		}
-		p += seg_len(p, path_end);
-		if (path_end - p < 2) {
-			pol_seterr(err, errlen,
-				   "huggingface uri has no valid path in the repository (hf://org/repo/path)");
+		why = hf_uri_problem(auth, path_end, path_end);
+		if (why) {
+			pol_seterr(err, errlen, "%s", why);
 			return AF_EPARSE;
 		}
 		return 0;
 	}
-	case POL_SRC_ARTIFACT_STORE:
+	case POL_SRC_ARTIFACT_STORE: {
+		const char *why;
+
 		if (!has_prefix(uri, "artifact-store://")) {
 			pol_seterr(err, errlen,
 				   "artifact_store uri must start with \"artifact-store://\"");
@@ -454,7 +589,13 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 				   "artifact_store uri has no repository");
 			return AF_EPARSE;
 		}
+		why = store_uri_problem(auth, path_end, path_end);
+		if (why) {
+			pol_seterr(err, errlen, "%s", why);
+			return AF_EPARSE;
+		}
 		return 0;
+	}
 	case POL_SRC_FILE:
 		if (!has_prefix(uri, "file:///")) {
 			pol_seterr(err, errlen,

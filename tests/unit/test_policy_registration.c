@@ -14,6 +14,7 @@
 
 #include "policy/policy.h"
 
+#define HF_COMMIT "0123456789abcdef0123456789abcdef01234567"
 #define HEX64 "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 static const char base_json[] =
@@ -514,7 +515,7 @@ static void test_uri_forms(void **state)
 		{ "https", "https://host/a b", NULL, "space" },
 		{ "https", "models.example.internal/a.bin", NULL, "no scheme" },
 		{ "huggingface", "hf://org/repo/path/model.safetensors",
-		  "0123abcd", NULL },
+		  HF_COMMIT, NULL },
 		{ "huggingface", "hf://org/repo/path/model.safetensors", NULL,
 		  "source.source_ref: required for huggingface" },
 		{ "huggingface", "hf://org/repo", "abc", "no valid path" },
@@ -729,6 +730,170 @@ static void test_uri_redact(void **state)
 	assert_null(pol_uri_redact("x", NULL, 0));
 }
 
+/* Issue 8: a huggingface registration pins a revision by its commit sha. */
+static void test_hf_source_ref(void **state)
+{
+	static const struct uri_case cases[] = {
+		{ "huggingface", "hf://org/repo/m.bin", HF_COMMIT, NULL },
+		{ "huggingface", "hf://org/repo/m.bin", "main",
+		  "\"main\" is not a commit sha" },
+		{ "huggingface", "hf://org/repo/m.bin", "v1.0",
+		  "a branch or tag name does not pin a revision" },
+		{ "huggingface", "hf://org/repo/m.bin", "refs/pr/1",
+		  "is not a commit sha" },
+		/* 39 and 41 hex characters. */
+		{ "huggingface", "hf://org/repo/m.bin",
+		  "0123456789abcdef0123456789abcdef0123456",
+		  "has 39 hex characters" },
+		{ "huggingface", "hf://org/repo/m.bin",
+		  "0123456789abcdef0123456789abcdef012345678",
+		  "has 41 hex characters" },
+		{ "huggingface", "hf://org/repo/m.bin", "0123abcd",
+		  "has 8 hex characters" },
+		{ "huggingface", "hf://org/repo/m.bin",
+		  "0123456789ABCDEF0123456789abcdef01234567",
+		  "must be lowercase hex" },
+		{ "huggingface", "hf://org/repo/m.bin", " " HF_COMMIT,
+		  "is not a commit sha" },
+		{ "huggingface", "hf://org/repo/m.bin", NULL,
+		  "source.source_ref: required for huggingface" },
+		/* Other types keep a free-form source_ref. */
+		{ "https", "https://h/a.bin", "main", NULL },
+	};
+	char err[512];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct uri_case *c = &cases[i];
+		struct pol_registration *r = NULL;
+		int ret;
+
+		err[0] = '\0';
+		ret = parse_edited(edit_uri, (void *)c, &r, err, sizeof(err));
+		if (!c->want) {
+			if (ret != 0)
+				fail_msg("%s: unexpected \"%s\"", c->ref, err);
+			assert_string_equal(r->source_ref, c->ref);
+			pol_registration_free(r);
+			continue;
+		}
+		if (ret != AF_EPARSE || !strstr(err, c->want) ||
+		    !strstr(err, "registry/a.json[2]: source.source_ref: "))
+			fail_msg("%s: got %d \"%s\", want \"%s\"",
+				 c->ref ? c->ref : "(null)", ret, err,
+				 c->want);
+	}
+}
+
+static void test_hf_and_store_uris(void **state)
+{
+	static const struct {
+		enum pol_source_type type;
+		const char *uri;
+		const char *want;	/* NULL: valid */
+	} cases[] = {
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m.safetensors", NULL },
+		{ POL_SRC_HUGGINGFACE, "hf://Org_1/Repo.v2-x/a/b/c.bin", NULL },
+		{ POL_SRC_HUGGINGFACE, "hf://datasets/org/repo/data/t.parquet",
+		  NULL },
+		{ POL_SRC_HUGGINGFACE, "hf://spaces/org/app/app.py", NULL },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/with%20space.bin", NULL },
+		/* Fewer than three parts. */
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo", "no valid path" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/", "no valid path" },
+		{ POL_SRC_HUGGINGFACE, "hf://org", "no repository" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/", "no repository" },
+		{ POL_SRC_HUGGINGFACE, "hf://", "no organization" },
+		{ POL_SRC_HUGGINGFACE, "hf:///repo/x", "no organization" },
+		{ POL_SRC_HUGGINGFACE, "hf://datasets/org/repo",
+		  "no valid path" },
+		{ POL_SRC_HUGGINGFACE, "hf://org//x", "no repository" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/dir/", "ends in '/'" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/a//b", "empty segment" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo@main/m.bin",
+		  "source_ref" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m.bin?revision=main",
+		  "no query" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m.bin#x", "no query" },
+		{ POL_SRC_HUGGINGFACE, "hf://o--rg/repo/m.bin",
+		  "organization name" },
+		{ POL_SRC_HUGGINGFACE, "hf://-org/repo/m.bin",
+		  "organization name" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/re..po/m.bin",
+		  "repository name" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo.git/m.bin",
+		  "repository name" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/re%70o/m.bin",
+		  "repository name" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m%zz.bin",
+		  "bad percent escape" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m%2", "bad percent" },
+		{ POL_SRC_HUGGINGFACE, "https://huggingface.co/org/repo/m",
+		  "must start with \"hf://\"" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://models", NULL },
+		{ POL_SRC_ARTIFACT_STORE,
+		  "artifact-store://team-a/vision/resnet_50.v2", NULL },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://a__b/c---d/e.f",
+		  NULL },
+		/* A tag or digest in the URI. */
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/models:v1",
+		  "tag or digest" },
+		{ POL_SRC_ARTIFACT_STORE,
+		  "artifact-store://team/models@sha256:" HEX64,
+		  "tag or digest" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://models:latest",
+		  "tag or digest" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://Team/models",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team//models",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/models/",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/-models",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/a._b",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/a___b",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/a%2fb",
+		  "lowercase" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/m?tag=v1",
+		  "no query" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/m#v1",
+		  "no query" },
+	};
+	char err[512], *longname;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret;
+
+		err[0] = '\0';
+		ret = pol_uri_check(cases[i].type, cases[i].uri, err,
+				    sizeof(err));
+		if (!cases[i].want && ret != 0)
+			fail_msg("%s: refused: %s", cases[i].uri, err);
+		if (cases[i].want &&
+		    (ret != AF_EPARSE || !strstr(err, cases[i].want)))
+			fail_msg("%s: got %d \"%s\", want \"%s\"",
+				 cases[i].uri, ret, err, cases[i].want);
+	}
+	/* 255 characters of repository name at most. */
+	longname = malloc(300);
+	assert_non_null(longname);
+	memcpy(longname, "artifact-store://", 17);
+	memset(longname + 17, 'a', 255);
+	longname[17 + 255] = '\0';
+	assert_int_equal(pol_uri_check(POL_SRC_ARTIFACT_STORE, longname, err,
+				       sizeof(err)), 0);
+	longname[17 + 255] = 'a';
+	longname[17 + 256] = '\0';
+	assert_int_equal(pol_uri_check(POL_SRC_ARTIFACT_STORE, longname, err,
+				       sizeof(err)), AF_EPARSE);
+	assert_non_null(strstr(err, "longer than 255"));
+	free(longname);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -747,6 +912,8 @@ int main(void)
 		cmocka_unit_test(test_uri_dot_segments),
 		cmocka_unit_test(test_uri_too_long),
 		cmocka_unit_test(test_uri_redact),
+		cmocka_unit_test(test_hf_source_ref),
+		cmocka_unit_test(test_hf_and_store_uris),
 	};
 
 	return cmocka_run_group_tests_name("policy_registration", tests, NULL,
