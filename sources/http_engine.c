@@ -30,7 +30,10 @@
 
 /* Receive buffer per transfer: large reads, bounded memory (issue 3 §6). */
 #define ENG_BUFFER_SIZE		(512L * 1024)
-#define ENG_MAX_REDIRS		10
+/* DESIGN §5b: at most 5 redirects per attempt. */
+#define ENG_MAX_REDIRS		5
+/* Response head kept for a type's check hook (http_src_set_check). */
+#define ENG_HEAD_MAX		(32 * 1024)
 #define ENG_USER_AGENT		"artifactfs/0.1"
 /* Active transfers per configured connection (curl queues the rest). */
 #define ENG_ACTIVE_PER_CONN	2
@@ -50,7 +53,7 @@ struct size_wait {
 	bool done;		/* lock */
 	int err;		/* lock */
 	uint64_t size;		/* lock */
-	char reason[128];	/* lock */
+	char reason[256];	/* lock */
 };
 
 /*
@@ -69,6 +72,7 @@ struct job {
 	unsigned attempt;		/* attempts started */
 	char *url;			/* after a redirect; NULL: hs->url */
 	unsigned hops;			/* redirects followed in this attempt */
+	char *visited[ENG_MAX_REDIRS];	/* URLs left by a redirect (loops) */
 	long long start_at_ms;		/* next attempt not before */
 
 	CURL *easy;			/* NULL between attempts */
@@ -84,6 +88,9 @@ struct job {
 	bool have_ra;
 	unsigned ra_s;
 	bool checked;			/* response validated */
+	char *head;			/* header lines, when hs->check_fn */
+	size_t head_len;
+	bool head_over;			/* more than ENG_HEAD_MAX */
 	long long progress_ms;		/* last byte of header or body seen */
 	bool stalled;			/* aborted by the stall detector */
 	uint64_t skip;			/* 200: bytes to drop before the range */
@@ -95,7 +102,7 @@ struct job {
 	int fail_err;			/* final failure, no retry */
 	bool fail_retry;		/* failure worth another attempt */
 	int retry_err;			/* error if the retries run out */
-	char what[80];			/* last failure, for the reason */
+	char what[200];			/* last failure, for the reason */
 };
 
 struct jlist {
@@ -127,6 +134,8 @@ struct http_src {
 	char *url;			/* immutable */
 	http_headers_fn hdr_fn;		/* set before the first request */
 	void *hdr_arg;
+	http_check_fn check_fn;		/* set before the first request */
+	void *check_arg;
 	int range_ignored;		/* __atomic */
 	unsigned inflight;		/* jobs submitted, not finished (eng->lock) */
 	bool closing;			/* eng->lock */
@@ -173,8 +182,20 @@ static uint64_t eng_rand(struct http_engine *e)
 	return e->rng * 2685821657736338717ULL;
 }
 
+/* Forgets the URLs of the current attempt's redirect chain. */
+static void job_clear_hops(struct job *j)
+{
+	for (unsigned i = 0; i < j->hops && i < ENG_MAX_REDIRS; i++) {
+		free(j->visited[i]);
+		j->visited[i] = NULL;
+	}
+	j->hops = 0;
+}
+
 static void job_free(struct job *j)
 {
+	job_clear_hops(j);
+	free(j->head);
 	free(j->url);
 	curl_slist_free_all(j->hdrs);
 	free(j);
@@ -233,6 +254,8 @@ static void job_reset_response(struct job *j)
 	j->have_ra = false;
 	j->checked = false;
 	j->skip = 0;
+	j->head_len = 0;
+	j->head_over = false;
 }
 
 static void job_fail(struct job *j, int err, const char *fmt, ...)
@@ -271,6 +294,63 @@ static void job_bad_status(struct job *j)
 		job_fail(j, AF_ESOURCE, "HTTP %d", j->status);
 }
 
+static bool url_same_origin(const char *a, const char *b);
+
+/*
+ * The source type's check of a response head (http_src_set_check), before
+ * the engine acts on it: a failure ends the job without retry. Returns
+ * false when it failed the job.
+ */
+static bool job_run_check(struct job *j)
+{
+	struct http_src *hs = j->hs;
+	const char *url = j->url ? j->url : hs->url;
+	struct http_resp r = {
+		.url = url,
+		.origin = url_same_origin(hs->url, url),
+		.method = j->kind == JOB_HEAD ? "HEAD" : "GET",
+		.status = j->status,
+		.head = j->head ? j->head : "",
+		.head_len = j->head_len,
+	};
+	char reason[sizeof(j->what)] = "";
+	int err;
+
+	if (j->head_over) {
+		job_fail(j, AF_ESOURCE, "response headers longer than %d KiB",
+			 ENG_HEAD_MAX / 1024);
+		return false;
+	}
+	err = hs->check_fn(hs->check_arg, &r, reason, sizeof(reason));
+	if (err == 0)
+		return true;
+	job_fail(j, err, "%s", reason[0] ? reason : "response refused");
+	return false;
+}
+
+/* Keeps one header line of the current response for job_run_check. */
+static void job_keep_header(struct job *j, const char *buf, size_t len)
+{
+	char *p;
+
+	if (j->head_over)
+		return;
+	if (len > ENG_HEAD_MAX - j->head_len) {
+		j->head_over = true;
+		return;
+	}
+	if (j->head == NULL) {
+		p = malloc(ENG_HEAD_MAX);
+		if (p == NULL) {
+			j->head_over = true;
+			return;
+		}
+		j->head = p;
+	}
+	memcpy(j->head + j->head_len, buf, len);
+	j->head_len += len;
+}
+
 /*
  * Decides what the current response means, once, before any of its body
  * is used (or at its end when it had none). Sets complete, restart,
@@ -282,6 +362,8 @@ static void job_check(struct job *j)
 	uint64_t want_last = j->off + j->len - 1;
 
 	j->checked = true;
+	if (j->hs->check_fn != NULL && !job_run_check(j))
+		return;
 	if (j->status == 301 || j->status == 302 || j->status == 303 ||
 	    j->status == 307 || j->status == 308) {
 		j->redirect = true;
@@ -371,7 +453,11 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 	if (http_parse_status_line(buf, len, &status) == 0) {
 		job_reset_response(j);
 		j->status = status;
-	} else if (http_header_value(buf, len, "Content-Range", &v, &vlen)) {
+		return len;
+	}
+	if (j->hs->check_fn != NULL)
+		job_keep_header(j, buf, len);
+	if (http_header_value(buf, len, "Content-Range", &v, &vlen)) {
 		j->have_cr = http_parse_content_range(v, vlen, &j->cr) == 0;
 	} else if (http_header_value(buf, len, "Content-Length", &v, &vlen)) {
 		j->have_cl = http_parse_u64(v, vlen, &j->cl) == 0;
@@ -693,10 +779,62 @@ static void job_curl_error(struct job *j, CURLcode rc)
 	}
 }
 
+/*
+ * The redirect rules of DESIGN §5b for the hop from the current URL to
+ * loc: a Location at all, at most ENG_MAX_REDIRS hops, no URL of this
+ * chain twice (a loop), http(s) only and never from https down to http.
+ * Sets *next (owned by the caller) or fails the job, without retry.
+ * Credential headers are the hook's, called only for the source's origin
+ * (job_start_attempt), so a hop to another host carries none.
+ */
+static void job_follow(struct job *j, const char *loc, char **next)
+{
+	const char *cur = j->url ? j->url : j->hs->url;
+	enum http_redirect_rule rule;
+
+	if (loc == NULL) {
+		job_fail(j, AF_ESOURCE, "HTTP %d without Location", j->status);
+		return;
+	}
+	if (j->hops >= ENG_MAX_REDIRS) {
+		job_fail(j, AF_ESOURCE, "more than %d redirects",
+			 ENG_MAX_REDIRS);
+		return;
+	}
+	rule = http_redirect_check(cur, loc);
+	if (rule != HTTP_REDIRECT_OK) {
+		job_fail(j, AF_ESOURCE, "%s", http_redirect_refusal(rule));
+		return;
+	}
+	if (strcmp(loc, j->hs->url) == 0) {
+		job_fail(j, AF_ESOURCE, "redirect loop (back to the source URL)");
+		return;
+	}
+	for (unsigned i = 0; i < j->hops; i++) {
+		if (strcmp(loc, j->visited[i]) == 0) {
+			job_fail(j, AF_ESOURCE,
+				 "redirect loop (back to hop %u of %u)", i + 1,
+				 j->hops);
+			return;
+		}
+	}
+	j->visited[j->hops] = strdup(loc);
+	*next = strdup(loc);
+	if (j->visited[j->hops] == NULL || *next == NULL) {
+		free(j->visited[j->hops]);
+		j->visited[j->hops] = NULL;
+		free(*next);
+		*next = NULL;
+		job_fail(j, -ENOMEM, "out of memory");
+		return;
+	}
+	j->hops++;
+}
+
 /* A transfer of j ended with rc (engine thread). */
 static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 {
-	char reason[160], *next_url = NULL;
+	char reason[sizeof(j->what) + 32], *next_url = NULL;
 	long long delay;
 
 	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart &&
@@ -717,19 +855,11 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 			job_curl_error(j, rc);
 		}
 	}
-	if (j->redirect && rc == CURLE_OK) {
+	if (j->redirect && rc == CURLE_OK && !j->fail_err) {
 		char *loc = NULL;
 
 		curl_easy_getinfo(j->easy, CURLINFO_REDIRECT_URL, &loc);
-		if (loc == NULL)
-			job_fail(j, AF_ESOURCE, "HTTP %d without Location",
-				 j->status);
-		else if (++j->hops > ENG_MAX_REDIRS)
-			job_fail(j, AF_ESOURCE, "redirect loop");
-		else if (!http_redirect_allowed(j->hs->url, loc))
-			job_fail(j, AF_ESOURCE, "redirect to a refused scheme");
-		else if ((next_url = strdup(loc)) == NULL)
-			job_fail(j, -ENOMEM, "out of memory");
+		job_follow(j, loc, &next_url);
 	} else if (j->redirect && !j->fail_err && !j->fail_retry) {
 		job_curl_error(j, rc);
 	}
@@ -754,7 +884,7 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 	/* A new attempt starts over at the source URL. */
 	free(j->url);
 	j->url = NULL;
-	j->hops = 0;
+	job_clear_hops(j);
 	if (j->restart) {
 		j->kind = JOB_PROBE;
 		j->attempt = 0;
@@ -1015,6 +1145,12 @@ void http_src_set_headers(struct http_src *hs, http_headers_fn fn, void *arg)
 {
 	hs->hdr_fn = fn;
 	hs->hdr_arg = arg;
+}
+
+void http_src_set_check(struct http_src *hs, http_check_fn fn, void *arg)
+{
+	hs->check_fn = fn;
+	hs->check_arg = arg;
 }
 
 bool http_src_range_ignored(const struct http_src *hs)

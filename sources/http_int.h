@@ -70,10 +70,31 @@ bool http_header_value(const char *line, size_t len, const char *name,
  */
 const char *http_redirect_protocols(const char *url);
 /*
- * Whether a redirect from the source URL origin to the absolute URL loc
- * may be followed: https always, http only from an http source URL.
+ * The scheme rule of DESIGN §5b for a redirect from the URL from (the one
+ * that answered 3xx) to the absolute URL loc: https always; http only from
+ * an http URL (never down from https); any other scheme never.
  */
-bool http_redirect_allowed(const char *origin, const char *loc);
+enum http_redirect_rule {
+	HTTP_REDIRECT_OK = 0,
+	HTTP_REDIRECT_SCHEME,		/* not http(s), or from not http(s) */
+	HTTP_REDIRECT_DOWNGRADE,	/* https -> http */
+};
+enum http_redirect_rule http_redirect_check(const char *from,
+					    const char *loc);
+/* The reason for a refusal, in words for the audit log (static). */
+const char *http_redirect_refusal(enum http_redirect_rule rule);
+/* http_redirect_check(from, loc) == HTTP_REDIRECT_OK. */
+bool http_redirect_allowed(const char *from, const char *loc);
+
+/*
+ * The value of the first header line called name (case-insensitive) in
+ * head, a block of "Name: value\r\n" lines as received (head_len bytes,
+ * not NUL-terminated). Returns true and the value trimmed of surrounding
+ * whitespace. Lines without a colon are skipped; never reads past
+ * head + head_len.
+ */
+bool http_head_find(const char *head, size_t head_len, const char *name,
+		    const char **val, size_t *vlen);
 
 /* The engine. */
 struct http_engine;
@@ -108,15 +129,39 @@ void http_engine_free(struct http_engine *e);
  * each attempt and redirect hop with the URL and method; appends
  * "Name: value" lines to *hdrs (curl_slist_append). Returns 0, or a
  * negative error that fails the request without retry (reason filled, no
- * secrets). The engine follows redirects itself (at most 10; https only,
- * or http too from an http source URL) and calls the hook only for URLs of
- * the source URL's origin (scheme, host, port): a hop to another host
- * carries no credential header at all (DESIGN §5).
+ * secrets). The engine follows redirects itself (DESIGN §5b: at most 5,
+ * no loop, https only or http too from an http URL, never https to http)
+ * and calls the hook only for URLs of the source URL's origin (scheme,
+ * host, port): a hop to another host carries no credential header at all
+ * (DESIGN §5).
  */
 struct curl_slist;
 typedef int (*http_headers_fn)(void *arg, const char *url,
 			       const char *method, struct curl_slist **hdrs,
 			       char *reason, size_t reasonlen);
+
+/*
+ * One response head as a source type's check sees it (http_src_set_check):
+ * valid only during the call.
+ */
+struct http_resp {
+	const char *url;	/* the URL that answered (may carry a query) */
+	bool origin;		/* url has the source URL's origin */
+	const char *method;	/* "GET" or "HEAD" */
+	int status;
+	const char *head;	/* header lines as received, not NUL-ended */
+	size_t head_len;
+};
+
+/*
+ * A source type's check of every response head (redirects included),
+ * called on the engine thread once the head is complete and before the
+ * engine acts on it. Returns 0 to go on, or a negative error that fails
+ * the request without retry, with the reason in words (no secrets: the
+ * audit log shows it).
+ */
+typedef int (*http_check_fn)(void *arg, const struct http_resp *resp,
+			     char *reason, size_t reasonlen);
 
 /* One remote object served by the engine (per struct src). */
 struct http_src;
@@ -131,6 +176,8 @@ int http_src_new(struct http_engine *e, const char *url,
 void http_src_free(struct http_src *hs);
 /* Installs the header hook (before the first request). */
 void http_src_set_headers(struct http_src *hs, http_headers_fn fn, void *arg);
+/* Installs the response check (before the first request). */
+void http_src_set_check(struct http_src *hs, http_check_fn fn, void *arg);
 /* True once a response showed that the server ignores Range. */
 bool http_src_range_ignored(const struct http_src *hs);
 

@@ -283,6 +283,25 @@ bool http_header_value(const char *line, size_t len, const char *name,
 	return true;
 }
 
+bool http_head_find(const char *head, size_t head_len, const char *name,
+		    const char **val, size_t *vlen)
+{
+	const char *p = head, *end = head + head_len;
+
+	if (head == NULL || name == NULL)
+		return false;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *line_end = nl ? nl + 1 : end;
+
+		if (http_header_value(p, (size_t)(line_end - p), name, val,
+				      vlen))
+			return true;
+		p = line_end;
+	}
+	return false;
+}
+
 const char *http_redirect_protocols(const char *url)
 {
 	if (url == NULL)
@@ -294,14 +313,35 @@ const char *http_redirect_protocols(const char *url)
 	return NULL;
 }
 
-bool http_redirect_allowed(const char *origin, const char *loc)
+enum http_redirect_rule http_redirect_check(const char *from,
+					    const char *loc)
 {
-	const char *p = http_redirect_protocols(origin);
+	const char *p = http_redirect_protocols(from);
 
 	if (p == NULL || loc == NULL)
-		return false;
+		return HTTP_REDIRECT_SCHEME;
 	if (strncasecmp(loc, "https://", 8) == 0)
-		return true;
-	return strcmp(p, "http,https") == 0 &&
-	       strncasecmp(loc, "http://", 7) == 0;
+		return HTTP_REDIRECT_OK;
+	if (strncasecmp(loc, "http://", 7) != 0)
+		return HTTP_REDIRECT_SCHEME;
+	return strcmp(p, "http,https") == 0 ? HTTP_REDIRECT_OK
+					    : HTTP_REDIRECT_DOWNGRADE;
+}
+
+const char *http_redirect_refusal(enum http_redirect_rule rule)
+{
+	switch (rule) {
+	case HTTP_REDIRECT_OK:
+		return "redirect allowed";
+	case HTTP_REDIRECT_DOWNGRADE:
+		return "redirect from https to http refused";
+	case HTTP_REDIRECT_SCHEME:
+	default:
+		return "redirect to a refused scheme";
+	}
+}
+
+bool http_redirect_allowed(const char *from, const char *loc)
+{
+	return http_redirect_check(from, loc) == HTTP_REDIRECT_OK;
 }

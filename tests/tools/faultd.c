@@ -37,6 +37,10 @@
  *   badrange   206 whose Content-Range is shifted by one byte
  *   nocr       206 without Content-Range
  *   loop       302 to itself, forever
+ *   pingpong   302 to /pingpong/<file>?p=<1-p> (p=0 by default): two URLs
+ *              redirecting to each other
+ *   chain      c=N (default 0): 302 to /chain/<file>?c=<N-1>&k=<k>, and
+ *              at c=0 to /ok/<file>?k=<k>: N + 1 redirects in a row
  *   redirect   302 to http://<to>/ok/<file>
  *   badscheme  302 to ftp://127.0.0.1/<file>
  *   head405    HEAD answered 405; GET served normally
@@ -394,6 +398,26 @@ static bool serve(int fd, struct req *r)
 				   "Retry-After: 1\r\n") && !r->close;
 	if (strcmp(m, "loop") == 0) {
 		snprintf(extra, sizeof(extra), "Location: %s\r\n", r->target);
+		return send_simple(fd, r, 302, "Found", extra) && !r->close;
+	}
+	if (strcmp(m, "pingpong") == 0) {
+		snprintf(extra, sizeof(extra),
+			 "Location: /pingpong/%s?p=%u\r\n", r->file,
+			 1 - (query_uint(r->query, "p", 0) & 1));
+		return send_simple(fd, r, 302, "Found", extra) && !r->close;
+	}
+	if (strcmp(m, "chain") == 0) {
+		unsigned c = query_uint(r->query, "c", 0);
+		char k[64] = "";
+
+		query_get(r->query, "k", k, sizeof(k));
+		if (c > 0)
+			snprintf(extra, sizeof(extra),
+				 "Location: /chain/%s?c=%u&k=%s\r\n", r->file,
+				 c - 1, k);
+		else
+			snprintf(extra, sizeof(extra),
+				 "Location: /ok/%s?k=%s\r\n", r->file, k);
 		return send_simple(fd, r, 302, "Found", extra) && !r->close;
 	}
 	if (strcmp(m, "redirect") == 0) {

@@ -763,12 +763,34 @@ static void test_redirects(void **state)
 	assert_int_equal(fetch(s, 5, 500, f->small, NULL, 0), 0);
 	src_close(s);
 
+	/* A loop: back to the source URL, or to an earlier hop. */
 	s = open_path(f, &f->a, "/loop/small");
 	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
 			 AF_ESOURCE);
-	assert_string_equal(reason, "redirect loop");
-	assert_int_equal(log_count(&f->a, "GET /loop/small", NULL), 11);
+	assert_string_equal(reason, "redirect loop (back to the source URL)");
+	assert_int_equal(log_count(&f->a, "GET /loop/small", NULL), 1);
 	assert_true(af_now_ms() - t0 < 10000);
+	src_close(s);
+	s = open_path(f, &f->a, "/pingpong/small");
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "redirect loop (back to hop 1 of 2)");
+	assert_int_equal(log_count(&f->a, "GET /pingpong/small", NULL), 3);
+	src_close(s);
+
+	/* At most 5 redirects (DESIGN §5b): 5 are followed, a 6th is not. */
+	s = open_path(f, &f->a, "/chain/small?c=4&k=five");
+	assert_int_equal(fetch(s, 7, 300, f->small, NULL, 0), 0);
+	assert_int_equal(log_count(&f->a, "k=five", "status=302"), 5);
+	assert_int_equal(log_count(&f->a, "GET /ok/small?k=five", NULL), 1);
+	src_close(s);
+	s = open_path(f, &f->a, "/chain/small?c=5&k=six");
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "more than 5 redirects");
+	/* Not retried: a redirect rule is not a transient failure. */
+	assert_int_equal(log_count(&f->a, "k=six", NULL), 6);
+	assert_int_equal(log_count(&f->a, "GET /ok/small?k=six", NULL), 0);
 	src_close(s);
 
 	/* Only http(s) may follow an http URL; https-only rule is pure. */
@@ -851,6 +873,16 @@ static void test_no_authorization_to_other_host(void **state)
 	assert_int_equal(log_count(&f->a, "k=auth4", "auth=1"), 1);
 	src_close(s);
 
+	/* Five hops on the origin: the hook runs for each of them. */
+	calls = 0;
+	s = open_path(f, &f->a, "/chain/small?c=4&k=auth5");
+	assert_int_equal(src_set_headers_hook(s, add_auth, &calls), 0);
+	assert_int_equal(fetch(s, 0, 10, f->small, NULL, 0), 0);
+	assert_int_equal(calls, 6);
+	assert_int_equal(log_count(&f->a, "k=auth5", "auth=1"), 6);
+	assert_int_equal(log_count(&f->a, "k=auth5", "auth=0"), 0);
+	src_close(s);
+
 	/* A hook failure fails the range at once, with its reason. */
 	s = open_path(f, &f->a, "/ok/small?k=auth3");
 	assert_int_equal(src_set_headers_hook(s, refuse_auth, NULL), 0);
@@ -858,6 +890,93 @@ static void test_no_authorization_to_other_host(void **state)
 			 AF_ECRED);
 	assert_string_equal(reason, "credential expired");
 	assert_int_equal(log_count(&f->a, "k=auth3", NULL), 0);
+	src_close(s);
+}
+
+/* Records what the check hook saw; fails on the status asked for. */
+struct seen {
+	int calls;
+	int statuses[8];
+	bool origin[8];
+	char last_head[512];
+	int fail_status;
+};
+
+static int check_record(void *arg, const struct http_resp *r, char *reason,
+			size_t reasonlen)
+{
+	struct seen *w = arg;
+	const char *v;
+	size_t n;
+
+	if (w->calls < 8) {
+		w->statuses[w->calls] = r->status;
+		w->origin[w->calls] = r->origin;
+	}
+	w->calls++;
+	snprintf(w->last_head, sizeof(w->last_head), "%.*s",
+		 (int)(r->head_len < 511 ? r->head_len : 511), r->head);
+	if (r->status == w->fail_status) {
+		bool loc = http_head_find(r->head, r->head_len, "Location",
+					  &v, &n);
+
+		snprintf(reason, reasonlen, "refused %d (location %s)",
+			 r->status, loc ? "seen" : "missing");
+		return AF_ESOURCE;
+	}
+	return 0;
+}
+
+static void test_check_hook(void **state)
+{
+	struct fixture *f = *state;
+	struct seen w = { 0 };
+	char path[128], reason[160];
+	struct src *s;
+
+	/* Every response head, redirects too, with its origin flag. */
+	snprintf(path, sizeof(path), "/redirect/small?to=127.0.0.1:%u&k=chk1",
+		 f->b.port);
+	s = open_path(f, &f->a, path);
+	http_src_set_check(s->http, check_record, &w);
+	assert_int_equal(fetch(s, 0, 100, f->small, NULL, 0), 0);
+	assert_int_equal(w.calls, 2);
+	assert_int_equal(w.statuses[0], 302);
+	assert_true(w.origin[0]);
+	assert_int_equal(w.statuses[1], 206);
+	assert_false(w.origin[1]);
+	assert_non_null(strstr(w.last_head, "Content-Range: bytes 0-99/"));
+	/* Each response's own head: the 302's Location is not kept. */
+	assert_null(strstr(w.last_head, "Location"));
+	src_close(s);
+
+	/* A refusal ends the request at once: no retry, no next hop. */
+	memset(&w, 0, sizeof(w));
+	w.fail_status = 302;
+	snprintf(path, sizeof(path), "/redirect/small?to=127.0.0.1:%u&k=chk2",
+		 f->b.port);
+	s = open_path(f, &f->a, path);
+	http_src_set_check(s->http, check_record, &w);
+	assert_int_equal(fetch(s, 0, 100, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "refused 302 (location seen)");
+	assert_int_equal(w.calls, 1);
+	assert_int_equal(log_count(&f->a, "k=chk2", NULL), 1);
+	src_close(s);
+
+	/* Size requests (HEAD) are checked too. */
+	memset(&w, 0, sizeof(w));
+	w.fail_status = 200;
+	s = open_path(f, &f->a, "/ok/small?k=chk3");
+	http_src_set_check(s->http, check_record, &w);
+	{
+		uint64_t size = 0;
+
+		assert_int_equal(src_size(s, &size, reason, sizeof(reason)),
+				 AF_ESOURCE);
+		assert_string_equal(reason, "refused 200 (location missing)");
+	}
+	assert_int_equal(w.calls, 1);
 	src_close(s);
 }
 
@@ -1028,6 +1147,7 @@ int main(void)
 		cmocka_unit_test(test_flip_delivers_source_bytes),
 		cmocka_unit_test(test_redirects),
 		cmocka_unit_test(test_no_authorization_to_other_host),
+		cmocka_unit_test(test_check_hook),
 		cmocka_unit_test(test_parallel_ranges),
 		cmocka_unit_test(test_close_cancels),
 		cmocka_unit_test(test_ctx_free_cancels),

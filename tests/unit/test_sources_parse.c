@@ -178,6 +178,67 @@ static void test_redirect_protocols(void **state)
 	assert_false(http_redirect_allowed("http://a/b", "file:///etc/passwd"));
 	assert_false(http_redirect_allowed("ftp://a/b", "https://c/d"));
 	assert_false(http_redirect_allowed("https://a/b", NULL));
+
+	/* The rule says which refusal it is (DESIGN §5b). */
+	assert_int_equal(http_redirect_check("https://a/b", "http://a/b"),
+			 HTTP_REDIRECT_DOWNGRADE);
+	assert_int_equal(http_redirect_check("HTTPS://a/b", "http://c:80/d"),
+			 HTTP_REDIRECT_DOWNGRADE);
+	assert_int_equal(http_redirect_check("http://a/b", "http://c/d"),
+			 HTTP_REDIRECT_OK);
+	assert_int_equal(http_redirect_check("https://a/b", "https://c/d"),
+			 HTTP_REDIRECT_OK);
+	assert_int_equal(http_redirect_check("https://a/b", "ftp://c/d"),
+			 HTTP_REDIRECT_SCHEME);
+	assert_int_equal(http_redirect_check("https://a/b", "//c/d"),
+			 HTTP_REDIRECT_SCHEME);
+	assert_int_equal(http_redirect_check("https://a/b", "httpx://c/d"),
+			 HTTP_REDIRECT_SCHEME);
+	assert_int_equal(http_redirect_check(NULL, "https://c/d"),
+			 HTTP_REDIRECT_SCHEME);
+	assert_string_equal(http_redirect_refusal(HTTP_REDIRECT_DOWNGRADE),
+			    "redirect from https to http refused");
+	assert_string_equal(http_redirect_refusal(HTTP_REDIRECT_SCHEME),
+			    "redirect to a refused scheme");
+}
+
+static void test_head_find(void **state)
+{
+	static const char head[] =
+		"Content-Length: 12\r\n"
+		"garbage line without colon\r\n"
+		"X-Repo-Commit:  0123abcd \r\n"
+		"x-linked-size: 77\r\n"
+		"X-Linked-Etag: \"a\"\r\n"
+		"\r\n";
+	const char *v;
+	size_t n;
+
+	(void)state;
+	assert_true(http_head_find(head, sizeof(head) - 1, "X-Repo-Commit",
+				   &v, &n));
+	assert_int_equal(n, 8);
+	assert_memory_equal(v, "0123abcd", 8);
+	/* Case-insensitive names; the first match wins. */
+	assert_true(http_head_find(head, sizeof(head) - 1, "X-LINKED-SIZE",
+				   &v, &n));
+	assert_memory_equal(v, "77", 2);
+	assert_true(http_head_find(head, sizeof(head) - 1, "X-Linked-Etag",
+				   &v, &n));
+	assert_int_equal(n, 3);
+	/* A prefix of a name is not the name. */
+	assert_false(http_head_find(head, sizeof(head) - 1, "X-Linked",
+				    &v, &n));
+	assert_false(http_head_find(head, sizeof(head) - 1, "ETag", &v, &n));
+	/* Bounded by the length given: no line past it. */
+	assert_false(http_head_find(head, 20, "X-Repo-Commit", &v, &n));
+	assert_true(http_head_find(head, 18, "Content-Length", &v, &n));
+	assert_int_equal(n, 2);
+	/* A last line without its end. */
+	assert_true(http_head_find("A: 1\r\nB: 22", 11, "B", &v, &n));
+	assert_int_equal(n, 2);
+	assert_false(http_head_find("", 0, "A", &v, &n));
+	assert_false(http_head_find(NULL, 0, "A", &v, &n));
 }
 
 int main(void)
@@ -189,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_u64_and_status),
 		cmocka_unit_test(test_header_value),
 		cmocka_unit_test(test_redirect_protocols),
+		cmocka_unit_test(test_head_find),
 	};
 
 	return cmocka_run_group_tests_name("sources_parse", tests, NULL, NULL);
