@@ -1,7 +1,7 @@
 /*
  * catalog.c - the catalog (catalog.h): snapshots of registrations and
  * policy, loaded from the embedded file registry (DESIGN §3) and the
- * policy file (§4), reloaded on SIGHUP and when the files change.
+ * policy file (§4); reloaded on SIGHUP and when the files change.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,26 +21,17 @@
 #include "../policy/config.h"
 #include "../policy/policy.h"
 #include "catalog.h"
+#include "ctl_int.h"
 
 /* Longest wait between two looks at the files, whatever refresh says. */
 #define CTL_POLL_MAX_MS	3600000
 
-/*
- * The parts of a snapshot are shared between consecutive snapshots when a
- * reload keeps one of them (a policy that failed to load, a registry
- * folder that could not be read), so each carries its own count.
- */
-struct ctl_part {
-	void *obj;
-	void (*free_fn)(void *obj);
-	int refs;			/* __atomic */
-};
-
 struct ctl_snap {
-	struct pol_registry *registry;	/* in reg_part; never NULL */
-	struct pol_policy *policy;	/* in pol_part; NULL denies everything */
-	struct ctl_part *reg_part;
-	struct ctl_part *pol_part;	/* NULL when policy is */
+	struct ctl_proj *projs;		/* sorted by name */
+	const char **names;		/* projs[i].name, for ctl_snap_projects */
+	size_t n_projs;
+	size_t count;			/* records over all projects */
+	struct ctl_part *pol_part;	/* NULL: no policy, deny everything */
 	uint64_t generation;
 	int refs;			/* __atomic */
 };
@@ -48,15 +39,27 @@ struct ctl_snap {
 struct ctl_catalog {
 	const struct pol_config *cfg;
 	struct audit *audit;
+	ctl_problem_fn problem;		/* set before the first load */
+	void *problem_arg;
 
 	pthread_mutex_t lock;
 	struct ctl_snap *cur;		/* lock; never NULL */
 	uint64_t next_gen;		/* lock */
 
+	/* What the next snapshot is made of; publishing reads them. */
+	pthread_mutex_t state_lock;
+	struct ctl_proj *projs;		/* state_lock; sorted by name */
+	size_t n_projs;			/* state_lock */
+	struct ctl_part *pol_part;	/* state_lock */
+
+	/* Loads one at a time: the reload thread, or the initial load. */
+	pthread_mutex_t load_lock;
+	uint64_t fingerprint;		/* load_lock */
+	unsigned problems;		/* load_lock: counted while loading */
+
 	int pipe[2];			/* reload requests: 'h' reload, 'q' quit */
 	pthread_t thread;
 	bool started;
-	uint64_t fingerprint;		/* reload thread, or before start */
 	ctl_reload_fn on_reload;	/* set before start */
 	void *on_reload_arg;
 
@@ -67,48 +70,9 @@ struct ctl_catalog {
 	uint64_t stat_loads;
 };
 
-const struct pol_registry *ctl_snap_registry(const struct ctl_snap *s)
-{
-	return s->registry;
-}
+/* ---- parts -------------------------------------------------------------- */
 
-const struct pol_policy *ctl_snap_policy(const struct ctl_snap *s)
-{
-	return s->policy;
-}
-
-uint64_t ctl_snap_generation(const struct ctl_snap *s)
-{
-	return s->generation;
-}
-
-static void part_put(struct ctl_part *p)
-{
-	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0) {
-		p->free_fn(p->obj);
-		free(p);
-	}
-}
-
-static struct ctl_part *part_get(struct ctl_part *p)
-{
-	if (p)
-		__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
-	return p;
-}
-
-static void registry_free_fn(void *obj)
-{
-	pol_registry_free(obj);
-}
-
-static void policy_free_fn(void *obj)
-{
-	pol_policy_free(obj);
-}
-
-/* Wraps obj (taken, freed on failure) in a part. NULL on -ENOMEM. */
-static struct ctl_part *part_new(void *obj, void (*free_fn)(void *obj))
+struct ctl_part *ctl_part_new(void *obj, void (*free_fn)(void *obj))
 {
 	struct ctl_part *p = calloc(1, sizeof(*p));
 
@@ -122,10 +86,153 @@ static struct ctl_part *part_new(void *obj, void (*free_fn)(void *obj))
 	return p;
 }
 
+struct ctl_part *ctl_part_get(struct ctl_part *p)
+{
+	if (p)
+		__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+	return p;
+}
+
+void ctl_part_put(struct ctl_part *p)
+{
+	if (p && __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+		p->free_fn(p->obj);
+		free(p);
+	}
+}
+
+static void registry_free_fn(void *obj)
+{
+	pol_registry_free(obj);
+}
+
+static void policy_free_fn(void *obj)
+{
+	pol_policy_free(obj);
+}
+
+struct ctl_part *ctl_part_registry(struct pol_registry *g)
+{
+	return g ? ctl_part_new(g, registry_free_fn) : NULL;
+}
+
+struct ctl_part *ctl_part_policy(struct pol_policy *p)
+{
+	return p ? ctl_part_new(p, policy_free_fn) : NULL;
+}
+
+void ctl_projs_free(struct ctl_proj *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].name);
+		ctl_part_put(v[i].part);
+	}
+	free(v);
+}
+
+/* A copy of v (names duplicated, references taken). NULL on -ENOMEM. */
+static struct ctl_proj *projs_dup(const struct ctl_proj *v, size_t n)
+{
+	struct ctl_proj *d = calloc(n ? n : 1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		d[i].name = strdup(v[i].name);
+		if (!d[i].name) {
+			ctl_projs_free(d, i);
+			return NULL;
+		}
+		d[i].part = ctl_part_get(v[i].part);
+	}
+	return d;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+const struct pol_policy *ctl_snap_policy(const struct ctl_snap *s)
+{
+	return s->pol_part ? s->pol_part->obj : NULL;
+}
+
+uint64_t ctl_snap_generation(const struct ctl_snap *s)
+{
+	return s->generation;
+}
+
+size_t ctl_snap_count(const struct ctl_snap *s)
+{
+	return s->count;
+}
+
+const char *const *ctl_snap_projects(const struct ctl_snap *s, size_t *n)
+{
+	*n = s->n_projs;
+	return s->names;
+}
+
+static const struct ctl_proj *snap_proj(const struct ctl_snap *s,
+					const char *project)
+{
+	size_t lo = 0, hi = s->n_projs;
+
+	if (!project)
+		return NULL;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->projs[mid].name, project);
+
+		if (c == 0)
+			return &s->projs[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+const struct pol_registry *ctl_snap_project(const struct ctl_snap *s,
+					    const char *project)
+{
+	const struct ctl_proj *p = snap_proj(s, project);
+
+	return p ? p->part->obj : NULL;
+}
+
+const struct pol_registration *ctl_snap_find(const struct ctl_snap *s,
+					     const char *project,
+					     const char *name,
+					     const char *digest)
+{
+	const struct ctl_proj *p = snap_proj(s, project);
+	const struct pol_registration *r = NULL;
+
+	if (p)
+		r = pol_registry_find(p->part->obj, project, name, digest);
+	return r;
+}
+
+const struct pol_registration *ctl_snap_channel(const struct ctl_snap *s,
+						const char *project,
+						const char *name,
+						const char *channel, bool *tie)
+{
+	const struct ctl_proj *p = snap_proj(s, project);
+
+	if (tie)
+		*tie = false;
+	if (!p)
+		return NULL;
+	return pol_registry_channel(p->part->obj, ctl_snap_policy(s), project,
+				    name, channel, tie);
+}
+
 static void snap_free(struct ctl_snap *s)
 {
-	part_put(s->reg_part);
-	part_put(s->pol_part);
+	ctl_projs_free(s->projs, s->n_projs);
+	free(s->names);
+	ctl_part_put(s->pol_part);
 	free(s);
 }
 
@@ -147,23 +254,30 @@ struct ctl_snap *ctl_catalog_snap(struct ctl_catalog *c)
 }
 
 /*
- * Publishes a snapshot made of the parts reg (not NULL) and pol (may be
- * NULL), both taken. Returns 0 or -ENOMEM (the old snapshot stays).
+ * Publishes a snapshot of the current components; state_lock held.
+ * Returns 0 or -ENOMEM (the old snapshot stays).
  */
-static int publish(struct ctl_catalog *c, struct ctl_part *reg,
-		   struct ctl_part *pol)
+static int publish_locked(struct ctl_catalog *c)
 {
 	struct ctl_snap *s = calloc(1, sizeof(*s)), *old;
 
-	if (!s) {
-		part_put(reg);
-		part_put(pol);
+	if (!s)
+		return -ENOMEM;
+	s->projs = projs_dup(c->projs, c->n_projs);
+	s->names = calloc(c->n_projs ? c->n_projs : 1, sizeof(*s->names));
+	if (!s->projs || !s->names) {
+		if (s->projs)
+			ctl_projs_free(s->projs, c->n_projs);
+		free(s->names);
+		free(s);
 		return -ENOMEM;
 	}
-	s->reg_part = reg;
-	s->registry = reg->obj;
-	s->pol_part = pol;
-	s->policy = pol ? pol->obj : NULL;
+	s->n_projs = c->n_projs;
+	for (size_t i = 0; i < s->n_projs; i++) {
+		s->names[i] = s->projs[i].name;
+		s->count += pol_registry_count(s->projs[i].part->obj);
+	}
+	s->pol_part = ctl_part_get(c->pol_part);
 	s->refs = 1;
 	pthread_mutex_lock(&c->lock);
 	s->generation = ++c->next_gen;
@@ -172,6 +286,19 @@ static int publish(struct ctl_catalog *c, struct ctl_part *reg,
 	pthread_mutex_unlock(&c->lock);
 	ctl_snap_put(old);
 	return 0;
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static void report_log(void *arg, const char *msg)
+{
+	struct ctl_catalog *c = arg;
+
+	c->problems++;
+	if (c->problem)
+		c->problem(c->problem_arg, msg);
+	else
+		af_warn("registry: %s", msg);
 }
 
 int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
@@ -186,14 +313,10 @@ int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
 	c->audit = audit;
 	c->pipe[0] = c->pipe[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->state_lock, NULL);
+	pthread_mutex_init(&c->load_lock, NULL);
 	c->cur = calloc(1, sizeof(*c->cur));
 	if (!c->cur)
-		goto out_free;
-	c->cur->registry = pol_registry_new_empty();
-	if (!c->cur->registry)
-		goto out_free;
-	c->cur->reg_part = part_new(c->cur->registry, registry_free_fn);
-	if (!c->cur->reg_part)
 		goto out_free;
 	c->cur->refs = 1;
 	c->cur->generation = c->next_gen = 1;
@@ -209,7 +332,20 @@ out_free:
 	return rc;
 }
 
-void ctl_catalog_free(struct ctl_catalog *c)
+void ctl_catalog_on_problem(struct ctl_catalog *c, ctl_problem_fn fn,
+			    void *arg)
+{
+	c->problem = fn;
+	c->problem_arg = arg;
+}
+
+void ctl_catalog_set_store(struct ctl_catalog *c, struct cache *store)
+{
+	(void)c;
+	(void)store;	/* nothing kept yet: the registry comes from files */
+}
+
+void ctl_catalog_stop(struct ctl_catalog *c)
 {
 	if (!c)
 		return;
@@ -219,14 +355,26 @@ void ctl_catalog_free(struct ctl_catalog *c)
 		if (write(c->pipe[1], &q, 1) != 1)
 			af_warn("catalog: cannot signal the reload thread to stop");
 		pthread_join(c->thread, NULL);
+		c->started = false;
 	}
+}
+
+void ctl_catalog_free(struct ctl_catalog *c)
+{
+	if (!c)
+		return;
+	ctl_catalog_stop(c);
 	if (c->pipe[0] >= 0)
 		close(c->pipe[0]);
 	if (c->pipe[1] >= 0)
 		close(c->pipe[1]);
 	if (c->cur)
 		ctl_snap_put(c->cur);
+	ctl_projs_free(c->projs, c->n_projs);
+	ctl_part_put(c->pol_part);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->state_lock);
+	pthread_mutex_destroy(&c->load_lock);
 	free(c);
 }
 
@@ -267,8 +415,9 @@ next:
 }
 
 /* A cheap fingerprint of the registry folder and the policy file. */
-static uint64_t files_fingerprint(const struct pol_config *cfg)
+static uint64_t files_fingerprint(const struct ctl_catalog *c)
 {
+	const struct pol_config *cfg = c->cfg;
 	XXH3_state_t *st = XXH3_createState();
 	uint64_t h;
 	struct stat sb;
@@ -290,12 +439,31 @@ static uint64_t files_fingerprint(const struct pol_config *cfg)
 
 /* ---- loading ------------------------------------------------------------ */
 
-static void report_problem(void *arg, const char *msg)
+/*
+ * Loads the policy file. Returns 1 and *out (a new part, NULL only on
+ * -ENOMEM) when loaded, 0 when it failed (said loudly), or a negative
+ * error for an initial load.
+ */
+static int load_policy_file(struct ctl_catalog *c, bool initial,
+			    struct ctl_part **out)
 {
-	unsigned *count = arg;
+	const char *path = c->cfg->policy_file;
+	struct pol_policy *pol = NULL;
+	char err[512];
+	int rc;
 
-	(*count)++;
-	af_warn("registry: %s", msg);
+	*out = NULL;
+	rc = pol_policy_load(path, &pol, err, sizeof(err));
+	if (rc < 0) {
+		if (rc != AF_EPARSE)
+			snprintf(err, sizeof(err), "%s: %s", path,
+				 af_strerror(rc));
+		af_err("policy: %s%s", err,
+		       initial ? "" : " (keeping the policy loaded before)");
+		return initial ? rc : 0;
+	}
+	*out = ctl_part_policy(pol);
+	return 1;
 }
 
 /*
@@ -319,74 +487,158 @@ static void bind_attestations(struct pol_registry *reg,
 			af_now_ms() - t0);
 }
 
-int ctl_catalog_load(struct ctl_catalog *c, bool initial)
+
+/*
+ * The parts of projs that are new (not those of c->projs) get their
+ * attestations bound to pol, with the project's previous records lending
+ * unchanged results; state_lock held, before publishing.
+ */
+static void bind_new_parts_locked(struct ctl_catalog *c,
+				  const struct ctl_proj *projs, size_t n,
+				  const struct pol_policy *pol)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct pol_registry *prev = NULL;
+
+		for (size_t k = 0; k < c->n_projs; k++)
+			if (strcmp(c->projs[k].name, projs[i].name) == 0) {
+				prev = c->projs[k].part->obj;
+				break;
+			}
+		if (prev != projs[i].part->obj)
+			bind_attestations(projs[i].part->obj, pol, prev);
+	}
+}
+
+/*
+ * Loads registry.dir into per-project parts. Returns 0 with *out and *n, or a
+ * negative error when the folder itself cannot be read (reported).
+ */
+static int load_registry_dir(struct ctl_catalog *c, struct ctl_proj **out,
+			     size_t *n)
+{
+	struct pol_registry *g = NULL, **split = NULL;
+	struct ctl_proj *v;
+	size_t k = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = pol_registry_load_dir(c->cfg->registry_dir, report_log, c, &g);
+	if (rc < 0)
+		return rc;
+	rc = pol_registry_split(g, &split, &k);
+	if (rc < 0) {
+		pol_registry_free(g);
+		return rc;
+	}
+	v = calloc(k ? k : 1, sizeof(*v));
+	if (!v)
+		rc = -ENOMEM;
+	for (size_t i = 0; i < k; i++) {
+		const char *const *names;
+		size_t one;
+
+		if (rc < 0) {
+			pol_registry_free(split[i]);
+			continue;
+		}
+		names = pol_registry_projects(split[i], &one);
+		v[i].name = strdup(names[0]);
+		v[i].part = ctl_part_registry(split[i]);
+		if (!v[i].name || !v[i].part)
+			rc = -ENOMEM;
+	}
+	free(split);
+	if (rc < 0) {
+		ctl_projs_free(v, v ? k : 0);
+		return rc;
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}
+
+static size_t projs_count(const struct ctl_proj *v, size_t n)
+{
+	size_t total = 0;
+
+	for (size_t i = 0; i < n; i++)
+		total += pol_registry_count(v[i].part->obj);
+	return total;
+}
+
+/* One load; load_lock held. *published: a new snapshot went out. */
+static int load_locked(struct ctl_catalog *c, bool initial, bool *published)
 {
 	const struct pol_config *cfg = c->cfg;
-	struct ctl_part *reg_part = NULL, *pol_part = NULL;
-	struct pol_registry *reg = NULL;
-	struct pol_policy *pol = NULL;
-	struct ctl_snap *prev;
-	bool have_policy = false;
-	unsigned problems = 0;
-	char err[512], reason[128];
-	int rc, reg_rc;
+	struct ctl_part *pol_part = NULL;
+	struct ctl_proj *projs = NULL;
+	size_t n_projs = 0;
+	bool have_policy = false, have_reg = false;
+	char reason[160];
+	int rc;
 
 	__atomic_add_fetch(&c->stat_loads, 1, __ATOMIC_RELAXED);
-	c->fingerprint = files_fingerprint(cfg);
+	*published = false;
+	c->problems = 0;
+	c->fingerprint = files_fingerprint(c);
 	if (cfg->policy_file) {
-		rc = pol_policy_load(cfg->policy_file, &pol, err, sizeof(err));
-		if (rc < 0) {
-			if (rc != AF_EPARSE)
-				snprintf(err, sizeof(err), "%s: %s",
-					 cfg->policy_file, af_strerror(rc));
-			af_err("policy: %s%s", err,
-			       initial ? "" : " (keeping the policy loaded before)");
-			if (initial)
-				return rc;
-		} else {
-			have_policy = true;
-		}
+		rc = load_policy_file(c, initial, &pol_part);
+		if (rc < 0)
+			return rc;
+		have_policy = rc > 0;
+		if (have_policy && !pol_part)
+			goto out_oom;
 	} else if (initial) {
 		af_warn("policy: no [policy] file configured: every open is denied (fail closed)");
 	}
 
-	reg_rc = pol_registry_load_dir(cfg->registry_dir, report_problem,
-				       &problems, &reg);
-	prev = ctl_catalog_snap(c);
-	if (reg_rc < 0) {
+	rc = load_registry_dir(c, &projs, &n_projs);
+	if (rc == -ENOMEM)
+		goto out_oom;
+	if (rc < 0) {
 		/*
 		 * The folder itself could not be read (replaced, remounted,
 		 * a permission hiccup): keep what the node knew rather than
-		 * unregister everything at once (issue 10).
+		 * unregister everything at once.
 		 */
+		pthread_mutex_lock(&c->state_lock);
 		af_err("registry: %s: %s (keeping the %zu registrations loaded before)",
-		       cfg->registry_dir, af_strerror(reg_rc),
-		       pol_registry_count(prev->registry));
-		reg_part = part_get(prev->reg_part);
+		       cfg->registry_dir, af_strerror(rc),
+		       projs_count(c->projs, c->n_projs));
+		pthread_mutex_unlock(&c->state_lock);
 	} else {
-		bind_attestations(reg, have_policy ? pol : prev->policy,
-				  prev->registry);
-		reg_part = part_new(reg, registry_free_fn);
+		have_reg = true;
 	}
-	if (have_policy)
-		pol_part = pol ? part_new(pol, policy_free_fn) : NULL;
-	else
-		pol_part = part_get(prev->pol_part);
-	ctl_snap_put(prev);
-	if (!reg_part || (have_policy && !pol_part)) {
-		part_put(reg_part);
-		part_put(pol_part);
-		goto out_oom;
+
+	pthread_mutex_lock(&c->state_lock);
+	if (have_reg) {
+		bind_new_parts_locked(c, projs, n_projs,
+				      have_policy ? pol_part->obj :
+				      c->pol_part ? c->pol_part->obj : NULL);
+		ctl_projs_free(c->projs, c->n_projs);
+		c->projs = projs;
+		c->n_projs = n_projs;
+		projs = NULL;
+	}
+	if (have_policy) {
+		ctl_part_put(c->pol_part);
+		c->pol_part = pol_part;
+		pol_part = NULL;
 	}
 	snprintf(reason, sizeof(reason), "%zu registrations, %u problems",
-		 pol_registry_count(reg_part->obj), problems);
-	__atomic_store_n(&c->stat_last_failed, reg_rc < 0, __ATOMIC_RELAXED);
-	if (publish(c, reg_part, pol_part) < 0)
-		goto out_oom;
+		 projs_count(c->projs, c->n_projs), c->problems);
+	__atomic_store_n(&c->stat_last_failed, !have_reg, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->stat_registrations,
-			 (uint64_t)pol_registry_count(reg_part->obj),
+			 (uint64_t)projs_count(c->projs, c->n_projs),
 			 __ATOMIC_RELAXED);
-	if (reg_rc == 0) {
+	rc = publish_locked(c);
+	pthread_mutex_unlock(&c->state_lock);
+	if (rc < 0)
+		goto out_oom;
+	*published = true;
+	if (have_reg) {
 		__atomic_store_n(&c->stat_last_success_s, af_wall_ms() / 1000,
 				 __ATOMIC_RELAXED);
 		af_info("registry: loaded %s from %s", reason, cfg->registry_dir);
@@ -401,8 +653,21 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 	return 0;
 
 out_oom:
+	ctl_projs_free(projs, n_projs);
+	ctl_part_put(pol_part);
 	af_err("catalog: out of memory: keeping the previous registry and policy");
 	return initial ? -ENOMEM : 0;
+}
+
+int ctl_catalog_load(struct ctl_catalog *c, bool initial)
+{
+	bool published;
+	int rc;
+
+	pthread_mutex_lock(&c->load_lock);
+	rc = load_locked(c, initial, &published);
+	pthread_mutex_unlock(&c->load_lock);
+	return rc;
 }
 
 void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out)
@@ -450,6 +715,7 @@ static void *reload_main(void *arg)
 	for (;;) {
 		struct pollfd p = { .fd = c->pipe[0], .events = POLLIN };
 		const char *why = NULL;
+		bool published = false;
 		int n = poll(&p, 1, timeout);
 
 		if (n > 0) {
@@ -462,16 +728,17 @@ static void *reload_main(void *arg)
 				why = "signal";
 			}
 		}
+		pthread_mutex_lock(&c->load_lock);
 		if (why) {
 			af_info("SIGHUP: reloading registry and policy");
-		} else if (files_fingerprint(c->cfg) != c->fingerprint) {
+		} else if (files_fingerprint(c) != c->fingerprint) {
 			af_info("registry or policy changed: reloading");
 			why = "change";
-		} else {
-			continue;
 		}
-		ctl_catalog_load(c, false);
-		if (c->on_reload)
+		if (why)
+			load_locked(c, false, &published);
+		pthread_mutex_unlock(&c->load_lock);
+		if (why && c->on_reload)
 			c->on_reload(c->on_reload_arg, why);
 	}
 }

@@ -17,8 +17,10 @@
 #define CTL_CATALOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct cache;
 struct pol_config;
 struct pol_registry;
 struct pol_policy;
@@ -28,39 +30,84 @@ struct ctl_catalog;
 
 /*
  * A snapshot: registrations and policy as of one load. Immutable; valid
- * until ctl_snap_put. The policy may be NULL (none known yet: every open
- * is denied, DESIGN §4 fail closed); the registry never is.
+ * until ctl_snap_put, and so is every pointer read from it. The policy may
+ * be NULL (none known yet: every open is denied, DESIGN §4 fail closed).
+ *
+ * The registrations are held per project (each project's records one
+ * pol_registry, shared with the next snapshot when the project did not
+ * change), so a change to one project costs that project only.
  */
 struct ctl_snap;
 
-const struct pol_registry *ctl_snap_registry(const struct ctl_snap *s);
 const struct pol_policy *ctl_snap_policy(const struct ctl_snap *s);
 /* Increases with every published snapshot (1 for the first). */
 uint64_t ctl_snap_generation(const struct ctl_snap *s);
+/* Registrations in the snapshot, all projects. */
+size_t ctl_snap_count(const struct ctl_snap *s);
+/* The sorted distinct project names; *n set. */
+const char *const *ctl_snap_projects(const struct ctl_snap *s, size_t *n);
+/*
+ * The records of one project (sorted by name, digest; read them with
+ * pol_registry_count / pol_registry_at / pol_registry_channel), or NULL
+ * when the project has none.
+ */
+const struct pol_registry *ctl_snap_project(const struct ctl_snap *s,
+					    const char *project);
+/* The registration project/name@digest, or NULL when unregistered. */
+const struct pol_registration *ctl_snap_find(const struct ctl_snap *s,
+					     const char *project,
+					     const char *name,
+					     const char *digest);
+/*
+ * The record a channel points to (DESIGN §7, pol_registry_channel with
+ * the snapshot's policy), or NULL. *tie as there (may be NULL).
+ */
+const struct pol_registration *ctl_snap_channel(const struct ctl_snap *s,
+						const char *project,
+						const char *name,
+						const char *channel, bool *tie);
 
 /*
- * Creates an empty catalog (an empty registry, no policy) for cfg. cfg
- * and audit (may be NULL) must outlive it. Returns 0 and *out, or -ENOMEM.
+ * Creates an empty catalog (no registration, no policy) for cfg. cfg and
+ * audit (may be NULL) must outlive it. The registrations come from
+ * registry.dir (the control plane's API, registry.url, is issue 9's next
+ * step). Returns 0 and *out, or -ENOMEM.
  */
 int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
 		    struct ctl_catalog **out);
 /*
- * Stops the reload thread if it runs and frees the catalog. Snapshots
- * still referenced stay valid until put. c == NULL does nothing.
+ * Stops the threads if they run and frees the catalog. Snapshots still
+ * referenced stay valid until put. c == NULL does nothing.
  */
 void ctl_catalog_free(struct ctl_catalog *c);
+
+/*
+ * Problems found while loading (a bad record, a duplicate, a refused
+ * document) go to fn instead of the log (artifactfs check). Set before the
+ * first load.
+ */
+typedef void (*ctl_problem_fn)(void *arg, const char *msg);
+void ctl_catalog_on_problem(struct ctl_catalog *c, ctl_problem_fn fn,
+			    void *arg);
+
+/*
+ * The cache whose index keeps what the catalog must remember across
+ * restarts (the control plane's answers, DESIGN §3 outage); NULL: none.
+ * Unused while the registry comes from files.
+ */
+void ctl_catalog_set_store(struct ctl_catalog *c, struct cache *store);
 
 /*
  * Loads registry and policy now, on the calling thread, and publishes
  * them. initial == true: a policy file that cannot be loaded is an error
  * (the mount must not start on a broken policy). Later loads keep the last
- * good policy, and the last good registry when the registry folder cannot
- * be read at all (a transient error never empties what the node knows);
- * both say so loudly. Audits registry_loaded / policy_loaded. Returns 0,
- * or a negative error (initial load only).
+ * good policy file, and the last good registry when the registry folder
+ * cannot be read (a transient error never empties what the node knows);
+ * both say so loudly. Audits
+ * registry_loaded / policy_loaded. Returns 0, or a negative error
+ * (initial load only).
  */
 int ctl_catalog_load(struct ctl_catalog *c, bool initial);
-
 /*
  * Called on the reload thread after each load that published a new
  * snapshot; why is "signal" (SIGHUP), "change" (files changed) or
@@ -75,6 +122,11 @@ void ctl_catalog_on_reload(struct ctl_catalog *c, ctl_reload_fn fn, void *arg);
  * registry.refresh). Call once; returns 0 or -errno.
  */
 int ctl_catalog_start(struct ctl_catalog *c);
+/*
+ * Stops the thread and forgets the store; the snapshots stay. Call
+ * before closing the store's cache. Idempotent.
+ */
+void ctl_catalog_stop(struct ctl_catalog *c);
 /* Asks the reload thread for a reload (SIGHUP). Async-signal-safe. */
 void ctl_catalog_request_reload(struct ctl_catalog *c);
 /*

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "../cache/cache.h"
@@ -43,10 +44,9 @@ struct pol_registration *fs_blob_registration(struct fs_ctx *ctx,
 {
 	const struct pol_registration *r;
 	struct pol_registration *copy = NULL;
-
 	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
 
-	r = pol_registry_find(ctl_snap_registry(s), n->project, n->name, n->ref);
+	r = ctl_snap_find(s, n->project, n->name, n->ref);
 	if (r) {
 		*denied = pol_policy_decide(ctl_snap_policy(s), r, reason,
 					    reasonlen);
@@ -56,31 +56,15 @@ struct pol_registration *fs_blob_registration(struct fs_ctx *ctx,
 	return copy;
 }
 
-static bool project_exists(struct fs_ctx *ctx, const char *project)
-{
-	size_t first;
-	bool ok;
-
-	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
-
-	ok = pol_registry_project_range(ctl_snap_registry(s), project,
-					&first) > 0;
-	ctl_snap_put(s);
-	return ok;
-}
-
 /* Resolves a channel to "<name>@<digest>" into buf. False if none. */
 static bool channel_target(struct fs_ctx *ctx, const struct fs_inode *n,
 			   char *buf, size_t len)
 {
 	const struct pol_registration *r;
 	bool ok = false;
-
 	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
 
-	r = pol_registry_channel(ctl_snap_registry(s), ctl_snap_policy(s),
-				 n->project, n->name,
-				 n->ref, NULL);
+	r = ctl_snap_channel(s, n->project, n->name, n->ref, NULL);
 	if (r && (size_t)snprintf(buf, len, "%s@%s", r->name, r->digest.str) < len)
 		ok = true;
 	ctl_snap_put(s);
@@ -101,6 +85,29 @@ void fs_project_mode(struct fs_ctx *ctx, const char *project, gid_t *gid,
 
 /* ---- attributes ------------------------------------------------------- */
 
+bool fs_blob_size_known(struct fs_ctx *ctx, struct fs_inode *n,
+			const struct pol_registration *r, off_t *size)
+{
+	struct cache_info info;
+	uint64_t learned = atomic_load(&n->learned_size);
+
+	if (r->has_size) {
+		*size = (off_t)r->size_bytes;
+		return true;
+	}
+	if (learned) {
+		*size = (off_t)(learned - 1);
+		return true;
+	}
+	if (cache_stat(ctx->cache, &r->digest, &info) == 0 && info.size_known) {
+		atomic_store(&n->learned_size, info.size + 1);
+		*size = (off_t)info.size;
+		return true;
+	}
+	*size = 0;
+	return false;
+}
+
 /*
  * Size of a blob without fetching: the registered size, else what the cache
  * or an earlier HEAD learned, else one HEAD (DESIGN §2), only when policy
@@ -109,20 +116,13 @@ void fs_project_mode(struct fs_ctx *ctx, const char *project, gid_t *gid,
 uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 			  const struct pol_registration *r, int denied)
 {
-	struct cache_info info;
-	uint64_t learned = atomic_load(&n->learned_size);
 	struct src *s = NULL;
 	uint64_t size = 0;
 	char reason[256];
+	off_t known;
 
-	if (r->has_size)
-		return r->size_bytes;
-	if (learned)
-		return learned - 1;
-	if (cache_stat(ctx->cache, &r->digest, &info) == 0 && info.size_known) {
-		atomic_store(&n->learned_size, info.size + 1);
-		return info.size;
-	}
+	if (fs_blob_size_known(ctx, n, r, &known))
+		return (uint64_t)known;
 	if (denied || src_open(ctx->srcs, r, &s) < 0)
 		return 0;
 	if (src_size(s, &size, reason, sizeof(reason)) == 0) {
@@ -136,22 +136,31 @@ uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 	return size;
 }
 
-/* Fills st for n. Returns 0 or a negative error (-ENOENT when gone). */
-static int fill_attr(struct fs_ctx *ctx, struct fs_inode *n, struct stat *st)
+/*
+ * Fills st for n from snapshot s. Returns 0 or a negative error (-ENOENT
+ * when gone). may_head: a blob registered without a size may cost one
+ * HEAD (lookup, getattr), else (readdirplus) *size_unknown says the size
+ * is a placeholder the kernel must not keep.
+ */
+static int fill_attr(struct fs_ctx *ctx, struct ctl_snap *s,
+		     struct fs_inode *n, struct stat *st, bool may_head,
+		     bool *size_unknown)
 {
-	struct pol_registration *r;
-	char target[512], reason[256];
+	const struct pol_registration *r;
+	char target[512];
 	bool has_gid;
-	gid_t gid;
-	int denied = 0;
+	gid_t gid = 0;
+	int denied;
 
 	memset(st, 0, sizeof(*st));
+	if (size_unknown)
+		*size_unknown = false;
 	st->st_ino = n->ino;
 	st->st_uid = 0;
 	st->st_blksize = 4096;
-	fs_project_mode(ctx, n->project, &gid, &has_gid);
-	st->st_gid = gid;
-
+	has_gid = n->project && pol_policy_project_gid(ctl_snap_policy(s),
+						       n->project, &gid);
+	st->st_gid = has_gid ? gid : 0;
 	st->st_mtim.tv_sec = ctx->mounted_at;
 	st->st_ctim.tv_sec = ctx->mounted_at;
 	st->st_atim.tv_sec = ctx->mounted_at;
@@ -161,52 +170,86 @@ static int fill_attr(struct fs_ctx *ctx, struct fs_inode *n, struct stat *st)
 		st->st_nlink = 2;
 		return 0;
 	case FS_PROJECT:
-		if (!project_exists(ctx, n->project))
+		if (!ctl_snap_project(s, n->project))
 			return -ENOENT;
 		st->st_mode = S_IFDIR | (has_gid ? 0550 : 0555);
 		st->st_nlink = 2;
 		return 0;
 	case FS_CHANNEL:
-		if (!channel_target(ctx, n, target, sizeof(target)))
+		r = ctl_snap_channel(s, n->project, n->name, n->ref, NULL);
+		if (!r || (size_t)snprintf(target, sizeof(target), "%s@%s",
+					   r->name, r->digest.str) >= sizeof(target))
 			return -ENOENT;
 		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
 		st->st_size = (off_t)strlen(target);
 		return 0;
 	case FS_BLOB:
-		r = fs_blob_registration(ctx, n, &denied, reason, sizeof(reason));
+		r = ctl_snap_find(s, n->project, n->name, n->ref);
 		if (!r)
 			return -ENOENT;
 		st->st_mode = S_IFREG | (has_gid ? 0440 : 0444);
 		st->st_nlink = 1;
-		st->st_size = (off_t)fs_blob_size(ctx, n, r, denied);
+		if (may_head) {
+			denied = pol_policy_decide(ctl_snap_policy(s), r, NULL, 0);
+			st->st_size = (off_t)fs_blob_size(ctx, n, r, denied);
+		} else if (!fs_blob_size_known(ctx, n, r, &st->st_size) &&
+			   size_unknown) {
+			*size_unknown = true;
+		}
 		st->st_blocks = (st->st_size + 511) / 512;
 		st->st_mtim.tv_sec = r->registered_at_s;
 		st->st_ctim.tv_sec = r->registered_at_s;
 		st->st_atim.tv_sec = r->registered_at_s;
-		pol_registration_free(r);
 		return 0;
 	default:
 		return -EIO;
 	}
 }
 
+/* fill_attr with the current snapshot. */
+static int fill_attr_now(struct fs_ctx *ctx, struct fs_inode *n,
+			 struct stat *st)
+{
+	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
+	int rc = fill_attr(ctx, s, n, st, true, NULL);
+
+	ctl_snap_put(s);
+	return rc;
+}
+
+int fs_entry_fill(struct fs_ctx *ctx, struct ctl_snap *s, struct fs_inode *n,
+		  struct fuse_entry_param *e, bool may_head)
+{
+	bool size_unknown = false;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	rc = fill_attr(ctx, s, n, &e->attr, may_head, &size_unknown);
+	if (rc < 0)
+		return rc;
+	e->ino = n->ino;
+	e->generation = 1;	/* numbers are never reused (fs_int.h) */
+	e->attr_timeout = size_unknown ? 0 : FS_ENTRY_TIMEOUT;
+	e->entry_timeout = FS_ENTRY_TIMEOUT;
+	return 0;
+}
+
+/* Replies with the entry of n, counting the lookup the kernel now holds. */
 static void reply_entry(struct fs_ctx *ctx, fuse_req_t req, struct fs_inode *n)
 {
 	struct fuse_entry_param e;
-	int rc;
+	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
+	int rc = fs_entry_fill(ctx, s, n, &e, true);
 
-	memset(&e, 0, sizeof(e));
-	rc = fill_attr(ctx, n, &e.attr);
+	ctl_snap_put(s);
 	if (rc < 0) {
 		fuse_reply_err(req, af_errno(rc));
 		return;
 	}
-	e.ino = n->ino;
-	e.generation = 1;
-	e.attr_timeout = FS_ENTRY_TIMEOUT;
-	e.entry_timeout = FS_ENTRY_TIMEOUT;
-	fuse_reply_entry(req, &e);
+	fs_inode_lookup(&ctx->inodes, n);
+	if (fuse_reply_entry(req, &e) != 0)
+		fs_inodes_forget(&ctx->inodes, n->ino, 1);	/* never reached the kernel */
 }
 
 void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
@@ -223,17 +266,64 @@ void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
 	});
 }
 
-/* ---- lookup, getattr, readlink ---------------------------------------- */
+/* ---- lookup, getattr, readlink, forget -------------------------------- */
+
+/*
+ * The inode for name in project directory p, with a reference, or NULL
+ * and *err (ENOENT: unregistered, audited for a digest name).
+ */
+static struct fs_inode *lookup_in_project(struct fs_ctx *ctx, fuse_req_t req,
+					  struct fs_inode *p, const char *name,
+					  int *err)
+{
+	const struct pol_registration *r;
+	struct fs_inode *n = NULL;
+	struct pol_digest d;
+	struct ctl_snap *s;
+	char base[256];
+	const char *ref;
+
+	*err = ENOENT;
+	if (!fs_split_ref(name, base, sizeof(base), &ref) ||
+	    !pol_name_valid(base))
+		return NULL;
+	if (strchr(ref, ':')) {
+		if (pol_digest_parse(ref, &d, NULL, 0) < 0) {
+			fs_audit_unregistered(ctx, req, p->project, base, NULL);
+			return NULL;
+		}
+		s = ctl_catalog_snap(ctx->catalog);
+		r = ctl_snap_find(s, p->project, base, d.str);
+		ctl_snap_put(s);
+		if (!r) {
+			fs_audit_unregistered(ctx, req, p->project, base, d.str);
+			return NULL;
+		}
+		n = fs_inodes_get(&ctx->inodes, FS_BLOB, p->project, base, d.str);
+	} else {
+		if (!pol_channel_valid(ref))
+			return NULL;
+		/* Only a channel a readable record claims gets an inode. */
+		s = ctl_catalog_snap(ctx->catalog);
+		r = ctl_snap_channel(s, p->project, base, ref, NULL);
+		ctl_snap_put(s);
+		if (!r)
+			return NULL;
+		n = fs_inodes_get(&ctx->inodes, FS_CHANNEL, p->project, base, ref);
+	}
+	if (!n)
+		*err = ENOMEM;
+	return n;
+}
 
 void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fs_ctx *ctx = fuse_req_userdata(req);
 	struct fs_inode *p = fs_inodes_find(&ctx->inodes, parent);
-	struct fs_inode *n;
+	struct fs_inode *n = NULL;
 	struct ctl_snap *s;
-	char base[256];
-	const char *ref;
-	struct pol_digest d;
+	int err = ENOENT;
+	bool found;
 
 	if (!p) {
 		fuse_reply_err(req, ENOENT);
@@ -241,69 +331,81 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	switch (p->kind) {
 	case FS_ROOT:
-		if (!pol_project_valid(name) || !project_exists(ctx, name)) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
+		if (!pol_project_valid(name))
+			break;
+		s = ctl_catalog_snap(ctx->catalog);
+		found = ctl_snap_project(s, name) != NULL;
+		ctl_snap_put(s);
+		if (!found)
+			break;
 		n = fs_inodes_get(&ctx->inodes, FS_PROJECT, name, NULL, NULL);
+		if (!n)
+			err = ENOMEM;
 		break;
 	case FS_PROJECT:
-		if (!fs_split_ref(name, base, sizeof(base), &ref) ||
-		    !pol_name_valid(base)) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		if (strchr(ref, ':')) {
-			const struct pol_registration *r;
-			bool found;
-
-			if (pol_digest_parse(ref, &d, NULL, 0) < 0) {
-				fs_audit_unregistered(ctx, req, p->project, base, NULL);
-				fuse_reply_err(req, ENOENT);
-				return;
-			}
-			s = ctl_catalog_snap(ctx->catalog);
-			r = pol_registry_find(ctl_snap_registry(s), p->project,
-					      base, d.str);
-			found = r != NULL;
-			ctl_snap_put(s);
-			if (!found) {
-				fs_audit_unregistered(ctx, req, p->project, base, d.str);
-				fuse_reply_err(req, ENOENT);
-				return;
-			}
-			n = fs_inodes_get(&ctx->inodes, FS_BLOB, p->project, base, d.str);
-		} else {
-			const struct pol_registration *r;
-			bool found;
-
-			if (!pol_channel_valid(ref)) {
-				fuse_reply_err(req, ENOENT);
-				return;
-			}
-			/* Only a channel a readable record claims gets an inode. */
-			s = ctl_catalog_snap(ctx->catalog);
-			r = pol_registry_channel(ctl_snap_registry(s),
-						 ctl_snap_policy(s),
-						 p->project, base, ref, NULL);
-			found = r != NULL;
-			ctl_snap_put(s);
-			if (!found) {
-				fuse_reply_err(req, ENOENT);
-				return;
-			}
-			n = fs_inodes_get(&ctx->inodes, FS_CHANNEL, p->project, base, ref);
-		}
+		n = lookup_in_project(ctx, req, p, name, &err);
 		break;
 	default:
-		fuse_reply_err(req, ENOTDIR);
-		return;
+		err = ENOTDIR;
+		break;
 	}
+	fs_inode_put(&ctx->inodes, p);
 	if (!n) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, err);
 		return;
 	}
 	reply_entry(ctx, req, n);
+	fs_inode_put(&ctx->inodes, n);
+}
+
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+
+	fs_inodes_forget(&ctx->inodes, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+void fs_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+
+	for (size_t i = 0; i < count; i++)
+		fs_inodes_forget(&ctx->inodes, forgets[i].ino,
+				 forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/*
+ * fstat of a file still open after its registration left (issue 9: handles
+ * already open may finish; the kernel's fstat carries no file handle):
+ * the attributes of what the opens read.
+ */
+static int open_attr(struct fs_ctx *ctx, struct fs_inode *n, struct stat *st)
+{
+	uint64_t size = atomic_load(&n->open_size);
+	bool has_gid, open;
+	gid_t gid;
+
+	pthread_mutex_lock(&ctx->pt_lock);
+	open = n->pt_nopen > 0;
+	pthread_mutex_unlock(&ctx->pt_lock);
+	if (!open || size == 0)
+		return -ENOENT;
+	fs_project_mode(ctx, n->project, &gid, &has_gid);
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_mode = S_IFREG | (has_gid ? 0440 : 0444);
+	st->st_nlink = 1;
+	st->st_gid = gid;
+	st->st_size = (off_t)(size - 1);
+	st->st_blksize = 4096;
+	st->st_blocks = (st->st_size + 511) / 512;
+	st->st_mtim.tv_sec = ctx->mounted_at;
+	st->st_ctim.tv_sec = ctx->mounted_at;
+	st->st_atim.tv_sec = ctx->mounted_at;
+	return 0;
 }
 
 void fs_getattr(fuse_req_t req, fuse_ino_t ino,
@@ -315,11 +417,15 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 	int rc;
 
 	(void)fi;
+
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	rc = fill_attr(ctx, n, &st);
+	rc = fill_attr_now(ctx, n, &st);
+	if (rc == -ENOENT && n->kind == FS_BLOB)
+		rc = open_attr(ctx, n, &st);
+	fs_inode_put(&ctx->inodes, n);
 	if (rc < 0) {
 		fuse_reply_err(req, af_errno(rc));
 		return;
@@ -332,12 +438,16 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct fs_ctx *ctx = fuse_req_userdata(req);
 	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
 	char target[512];
+	bool ok;
 
 	if (!n || n->kind != FS_CHANNEL) {
 		fuse_reply_err(req, n ? EINVAL : ENOENT);
+		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
-	if (!channel_target(ctx, n, target, sizeof(target))) {
+	ok = channel_target(ctx, n, target, sizeof(target));
+	fs_inode_put(&ctx->inodes, n);
+	if (!ok) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -356,7 +466,7 @@ void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
 	s = ctl_catalog_snap(ctx->catalog);
-	sv.f_files = pol_registry_count(ctl_snap_registry(s));
+	sv.f_files = ctl_snap_count(s);
 	ctl_snap_put(s);
 	sv.f_namemax = 255;
 	sv.f_flag = ST_RDONLY;

@@ -1,7 +1,14 @@
 /*
  * dir.c - directories (DESIGN §7): the root lists projects, a project lists
- * <name>@<digest> files and <name>@<channel> symlinks. A listing is built
- * once at opendir from one catalog snapshot and served from that buffer.
+ * <name>@<digest> files and <name>@<channel> symlinks.
+ *
+ * The names are taken once at opendir from one catalog snapshot; each
+ * readdir reply is built from them on demand. A plain readdir hands out no
+ * inode (an entry the kernel never looked up shows the number of its live
+ * inode, else FS_UNKNOWN_INO). A readdirplus reply hands out an inode per
+ * entry, so each entry counts as a lookup (fs_inode_lookup) and is only
+ * given while the current snapshot still holds it: `ls -l` then costs one
+ * reply per page of entries instead of a lookup per entry.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,89 +23,107 @@
 #include "../policy/policy.h"
 #include "ops_int.h"
 
-struct fs_dirbuf {
-	char *p;
-	size_t size;
-	size_t cap;
+/* The d_ino of an entry without an inode (libfuse's FUSE_UNKNOWN_INO). */
+#define FS_UNKNOWN_INO	0xffffffffULL
+
+struct fs_dent {
+	uint32_t off;		/* of the name in names */
+	uint16_t at;		/* length of the name part before '@'; 0: none */
+	uint8_t kind;		/* enum fs_kind */
 };
 
-static int dirbuf_add(fuse_req_t req, struct fs_dirbuf *b, const char *name,
-		      fuse_ino_t ino, mode_t mode)
+struct fs_dir {
+	enum fs_kind kind;	/* FS_ROOT or FS_PROJECT */
+	uint64_t ino;		/* of the directory itself */
+	char *project;		/* FS_PROJECT: its name */
+	struct fs_dent *ents;
+	size_t n, cap;
+	char *names;		/* NUL-separated */
+	size_t names_len, names_cap;
+};
+
+static void dir_free(void *obj)
 {
-	struct stat st;
-	size_t need = fuse_add_direntry(req, NULL, 0, name, NULL, 0);
+	struct fs_dir *d = obj;
 
-	if (b->size + need > b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 4096;
-		char *np;
+	free(d->project);
+	free(d->ents);
+	free(d->names);
+	free(d);
+}
 
-		while (cap < b->size + need)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np)
+static int dir_add(struct fs_dir *d, const char *name, size_t at,
+		   enum fs_kind kind)
+{
+	size_t len = strlen(name) + 1;
+
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 64;
+		struct fs_dent *v = realloc(d->ents, cap * sizeof(*v));
+
+		if (!v)
 			return -ENOMEM;
-		b->p = np;
-		b->cap = cap;
+		d->ents = v;
+		d->cap = cap;
 	}
-	memset(&st, 0, sizeof(st));
-	st.st_ino = ino;
-	st.st_mode = mode;
-	fuse_add_direntry(req, b->p + b->size, need, name, &st,
-			  (off_t)(b->size + need));
-	b->size += need;
+	if (d->names_len + len > d->names_cap) {
+		size_t cap = d->names_cap ? d->names_cap * 2 : 4096;
+		char *p;
+
+		while (cap < d->names_len + len)
+			cap *= 2;
+		if (cap > UINT32_MAX)
+			return -E2BIG;
+		p = realloc(d->names, cap);
+		if (!p)
+			return -ENOMEM;
+		d->names = p;
+		d->names_cap = cap;
+	}
+	memcpy(d->names + d->names_len, name, len);
+	d->ents[d->n].off = (uint32_t)d->names_len;
+	d->ents[d->n].at = (uint16_t)at;
+	d->ents[d->n].kind = (uint8_t)kind;
+	d->names_len += len;
+	d->n++;
 	return 0;
 }
 
-static int list_root(struct fs_ctx *ctx, fuse_req_t req, struct fs_dirbuf *b)
+static int list_root(struct ctl_snap *s, struct fs_dir *d)
 {
 	const char *const *projects;
 	size_t n;
 	int rc = 0;
 
-	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
-
-	projects = pol_registry_projects(ctl_snap_registry(s), &n);
-	for (size_t i = 0; i < n && rc == 0; i++) {
-		struct fs_inode *in = fs_inodes_get(&ctx->inodes, FS_PROJECT,
-						    projects[i], NULL, NULL);
-
-		rc = in ? dirbuf_add(req, b, projects[i], in->ino, S_IFDIR) : -ENOMEM;
-	}
-	ctl_snap_put(s);
+	projects = ctl_snap_projects(s, &n);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = dir_add(d, projects[i], 0, FS_PROJECT);
 	return rc;
 }
 
-static int list_project(struct fs_ctx *ctx, fuse_req_t req,
-			const char *project, struct fs_dirbuf *b)
+static int list_project(struct ctl_snap *s, struct fs_dir *d)
 {
-	size_t first, n;
-	int rc = 0;
+	const struct pol_registry *g = ctl_snap_project(s, d->project);
+	size_t n = pol_registry_count(g);
 	char ent[512];
+	int rc = 0;
 
-	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
-	const struct pol_registry *g = ctl_snap_registry(s);
-
-	n = pol_registry_project_range(g, project, &first);
-	for (size_t i = first; i < first + n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct pol_registration *r = pol_registry_at(g, i);
-		struct fs_inode *in;
 
 		snprintf(ent, sizeof(ent), "%s@%s", r->name, r->digest.str);
-		in = fs_inodes_get(&ctx->inodes, FS_BLOB, project, r->name,
-				   r->digest.str);
-		rc = in ? dirbuf_add(req, b, ent, in->ino, S_IFREG) : -ENOMEM;
+		rc = dir_add(d, ent, strlen(r->name), FS_BLOB);
 	}
 	/* Channel symlinks: each (name, channel) once, if a readable record claims it. */
-	for (size_t i = first; i < first + n && rc == 0; i++) {
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		const struct pol_registration *r = pol_registry_at(g, i);
 
 		for (size_t c = 0; c < r->n_channels && rc == 0; c++) {
 			const struct pol_registration *win;
-			struct fs_inode *in;
 			bool dup = false;
 
 			win = pol_registry_channel(g, ctl_snap_policy(s),
-						   project, r->name,
+						   d->project, r->name,
 						   r->channels[c], NULL);
 			if (win != r)
 				continue;	/* listed once, under the winner */
@@ -107,21 +132,10 @@ static int list_project(struct fs_ctx *ctx, fuse_req_t req,
 			if (dup)
 				continue;
 			snprintf(ent, sizeof(ent), "%s@%s", r->name, r->channels[c]);
-			in = fs_inodes_get(&ctx->inodes, FS_CHANNEL, project,
-					   r->name, r->channels[c]);
-			rc = in ? dirbuf_add(req, b, ent, in->ino, S_IFLNK) : -ENOMEM;
+			rc = dir_add(d, ent, strlen(r->name), FS_CHANNEL);
 		}
 	}
-	ctl_snap_put(s);
 	return rc;
-}
-
-static void dirbuf_free(void *obj)
-{
-	struct fs_dirbuf *b = obj;
-
-	free(b->p);
-	free(b);
 }
 
 void fs_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -129,8 +143,9 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct fs_ctx *ctx = fuse_req_userdata(req);
 	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
-	struct fs_dirbuf *b;
-	int rc;
+	struct ctl_snap *s;
+	struct fs_dir *d;
+	int rc = -ENOMEM;
 
 	if (!n) {
 		fuse_reply_err(req, ENOENT);
@@ -138,28 +153,31 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 	}
 	if (n->kind != FS_ROOT && n->kind != FS_PROJECT) {
 		fuse_reply_err(req, ENOTDIR);
+		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
-	b = calloc(1, sizeof(*b));
-	if (!b) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	d = calloc(1, sizeof(*d));
+	if (d) {
+		d->kind = n->kind;
+		d->ino = n->ino;
+		d->project = n->project ? strdup(n->project) : NULL;
+		if (!n->project || d->project) {
+			s = ctl_catalog_snap(ctx->catalog);
+			rc = n->kind == FS_ROOT ? list_root(s, d) :
+						  list_project(s, d);
+			ctl_snap_put(s);
+		}
 	}
-	rc = dirbuf_add(req, b, ".", n->ino, S_IFDIR);
-	if (rc == 0)
-		rc = dirbuf_add(req, b, "..", 1, S_IFDIR);
-	if (rc == 0)
-		rc = n->kind == FS_ROOT ? list_root(ctx, req, b) :
-					  list_project(ctx, req, n->project, b);
+	fs_inode_put(&ctx->inodes, n);
 	if (rc < 0) {
-		free(b->p);
-		free(b);
+		if (d)
+			dir_free(d);
 		fuse_reply_err(req, af_errno(rc));
 		return;
 	}
-	fi->fh = fs_handles_add(&ctx->handles, b, dirbuf_free);
+	fi->fh = fs_handles_add(&ctx->handles, d, dir_free);
 	if (!fi->fh) {
-		dirbuf_free(b);
+		dir_free(d);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -167,30 +185,144 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fs_handles_close(&ctx->handles, fi->fh);
 }
 
-void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* The key of entry e: kind, name and ref (into buf). False: malformed. */
+static bool dent_key(const struct fs_dir *d, const struct fs_dent *e,
+		     char *buf, size_t len, const char **name,
+		     const char **ref)
+{
+	const char *full = d->names + e->off;
+
+	if (e->kind == FS_PROJECT) {
+		*name = full;
+		*ref = NULL;
+		return true;
+	}
+	if (e->at == 0 || e->at >= len)
+		return false;
+	memcpy(buf, full, e->at);
+	buf[e->at] = '\0';
+	*name = buf;
+	*ref = full + e->at + 1;
+	return true;
+}
+
+/*
+ * Offsets: 1 after ".", 2 after "..", 3 + i after entry i. A reply holds
+ * whole entries only; the kernel asks again from the last offset.
+ */
+static void reply_dir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi, bool plus)
 {
 	struct fs_ctx *ctx = fuse_req_userdata(req);
-	struct fs_dirbuf *b = fs_handles_get(&ctx->handles, fi->fh);
-	size_t start = (size_t)off;
+	struct fs_dir *d = fs_handles_get(&ctx->handles, fi->fh);
+	struct ctl_snap *s = NULL;
+	uint64_t *given = NULL;
+	size_t used = 0, n_given = 0, i;
+	char *buf;
 
 	(void)ino;
-	if (!b) {
+	if (!d) {
 		fuse_reply_err(req, EBADF);
 		return;
 	}
-	if (off < 0 || start >= b->size) {
-		fuse_reply_buf(req, NULL, 0);
+	buf = malloc(size ? size : 1);
+	/* An entry takes at least 24 (plain) or 152 (plus) bytes. */
+	if (buf && plus)
+		given = malloc((size / 128 + 1) * sizeof(*given));
+	if (!buf || (plus && !given)) {
+		free(buf);
 		fs_handles_put(&ctx->handles, fi->fh);
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/*
-	 * Offsets are entry ends; a reply cut inside an entry is fine: the
-	 * kernel keeps whole entries and asks again from the last offset.
-	 */
-	fuse_reply_buf(req, b->p + start,
-		       b->size - start < size ? b->size - start : size);
+	if (plus)
+		s = ctl_catalog_snap(ctx->catalog);
+	for (i = off < 0 ? 0 : (size_t)off; i < d->n + 2; i++) {
+		struct fuse_entry_param e;
+		struct fs_inode *n = NULL;
+		const char *shown, *name, *ref;
+		char base[256];
+		size_t need;
+
+		memset(&e, 0, sizeof(e));
+		if (i < 2) {
+			/* "." and "..": no lookup counted (ino 0 in plus). */
+			shown = i == 0 ? "." : "..";
+			e.attr.st_ino = i == 0 ? d->ino : 1;
+			e.attr.st_mode = S_IFDIR;
+		} else {
+			const struct fs_dent *de = &d->ents[i - 2];
+
+			shown = d->names + de->off;
+			if (!dent_key(d, de, base, sizeof(base), &name, &ref))
+				continue;
+			if (!plus) {
+				uint64_t num = de->kind == FS_PROJECT ?
+					fs_inodes_number(&ctx->inodes, FS_PROJECT,
+							 name, NULL, NULL) :
+					fs_inodes_number(&ctx->inodes, de->kind,
+							 d->project, name, ref);
+
+				e.attr.st_ino = num ? num : FS_UNKNOWN_INO;
+				e.attr.st_mode = de->kind == FS_PROJECT ? S_IFDIR :
+						 de->kind == FS_CHANNEL ? S_IFLNK :
+									  S_IFREG;
+			} else {
+				n = de->kind == FS_PROJECT ?
+					fs_inodes_get(&ctx->inodes, FS_PROJECT,
+						      name, NULL, NULL) :
+					fs_inodes_get(&ctx->inodes, de->kind,
+						      d->project, name, ref);
+				if (!n)
+					break;
+				if (fs_entry_fill(ctx, s, n, &e, false) < 0) {
+					/* Gone since opendir: not shown. */
+					fs_inode_put(&ctx->inodes, n);
+					continue;
+				}
+			}
+		}
+		need = plus ? fuse_add_direntry_plus(req, NULL, 0, shown, NULL, 0) :
+			      fuse_add_direntry(req, NULL, 0, shown, NULL, 0);
+		if (used + need > size) {
+			fs_inode_put(&ctx->inodes, n);
+			break;
+		}
+		if (plus) {
+			fuse_add_direntry_plus(req, buf + used, size - used,
+					       shown, &e, (off_t)(i + 1));
+			if (n) {
+				fs_inode_lookup(&ctx->inodes, n);
+				given[n_given++] = n->ino;
+			}
+		} else {
+			fuse_add_direntry(req, buf + used, size - used, shown,
+					  &e.attr, (off_t)(i + 1));
+		}
+		used += need;
+		fs_inode_put(&ctx->inodes, n);
+	}
+	ctl_snap_put(s);
 	fs_handles_put(&ctx->handles, fi->fh);
+	if (fuse_reply_buf(req, buf, used) != 0) {
+		/* The kernel never saw these entries: no forget will come. */
+		for (i = 0; i < n_given; i++)
+			fs_inodes_forget(&ctx->inodes, given[i], 1);
+	}
+	free(given);
+	free(buf);
+}
+
+void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	reply_dir(req, ino, size, off, fi, false);
+}
+
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	reply_dir(req, ino, size, off, fi, true);
 }
 
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -202,4 +334,3 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fs_handles_close(&ctx->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
-

@@ -91,6 +91,14 @@ int fs_serve(struct fs_ctx *fs);
 void fs_free(struct fs_ctx *fs);
 
 /*
+ * The catalog published a new snapshot (ctl_catalog_on_reload): names the
+ * kernel still holds that the snapshot no longer has are invalidated, so
+ * their inodes are forgotten and freed. Call from the catalog's thread,
+ * never from a FUSE request. fs == NULL or not mounted: nothing.
+ */
+void fs_catalog_changed(struct fs_ctx *fs);
+
+/*
  * Splits "name@ref" at the last '@'. Returns false when there is no '@',
  * the name part is empty or the ref is empty. name gets a copy of at most
  * namelen-1 bytes (false if longer); *ref points into s.

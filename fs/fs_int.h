@@ -17,10 +17,19 @@ enum fs_kind {
 };
 
 /*
- * One inode. Every field but size is immutable after creation, so a
- * pointer obtained from the table can be read without the table lock.
- * Inodes are never removed while mounted: a number always means the same
- * (kind, project, name, ref), across registry reloads too.
+ * One inode. Every field but the counts, the sizes and pt_* is
+ * immutable after creation, so a pointer held with a reference can be
+ * read without the table lock.
+ *
+ * Lifetime (FUSE lookup counts, fuse_lowlevel.h "forget"): nlookup counts
+ * the entries the kernel was given (lookup and readdirplus replies) and
+ * not yet forgotten; refs counts the daemon's own references (a request
+ * in flight, an open handle, a waiting open). An inode leaves the table
+ * and memory when both reach zero; a later lookup of the same name gets a
+ * new number. Numbers are never reused (next_ino only grows), so a number
+ * the kernel may still hold always means the same (kind, project, name,
+ * ref), and the generation is always 1. Issue 13 (live upgrade) hands
+ * the table over with its counts and next_ino: keep them explicit.
  */
 struct fs_inode {
 	uint64_t ino;
@@ -28,7 +37,10 @@ struct fs_inode {
 	char *project;		/* NULL for the root */
 	char *name;		/* artifact name; NULL for root and projects */
 	char *ref;		/* digest string or channel; NULL otherwise */
+	uint64_t nlookup;	/* kernel lookup count; guarded by the table lock */
+	unsigned refs;		/* daemon references; guarded by the table lock */
 	_Atomic uint64_t learned_size;	/* size learned from the source + 1; 0 = unknown */
+	_Atomic uint64_t open_size;	/* size of what an open reads + 1; 0 = none yet */
 	/*
 	 * FUSE passthrough state: the kernel takes one backing file per inode
 	 * and refuses to mix passthrough and cached opens of one inode, so the
@@ -38,27 +50,62 @@ struct fs_inode {
 	int pt_backing_id;		/* > 0 while registered */
 	unsigned pt_nopen;		/* open handles of this inode */
 	bool pt_fallback;		/* current opens read through the daemon */
-	struct fs_inode *hash_next;	/* guarded by the table lock */
+	struct fs_inode *key_next;	/* guarded by the table lock */
+	struct fs_inode *ino_next;	/* guarded by the table lock */
 };
 
 struct fs_inodes {
 	pthread_mutex_t lock;
-	struct fs_inode **by_ino;	/* index ino - 1; guarded by lock */
-	size_t n;			/* guarded by lock */
-	size_t cap;			/* guarded by lock */
-	struct fs_inode **buckets;	/* guarded by lock */
-	size_t nbuckets;		/* guarded by lock */
+	struct fs_inode **by_key;	/* hash of (kind, project, name, ref); lock */
+	struct fs_inode **by_ino;	/* hash of the number; lock */
+	size_t nbuckets;		/* of both; lock */
+	size_t n;			/* inodes in the table; lock */
+	uint64_t next_ino;		/* the next number given; lock */
+	struct fs_inode *root;		/* number 1, permanent */
 };
 
 /* Creates the table with the root as inode 1. Returns 0 or -ENOMEM. */
 int fs_inodes_init(struct fs_inodes *t);
+/* Frees every inode, whatever its counts (at unmount). */
 void fs_inodes_release(struct fs_inodes *t);
-/* Finds or creates the inode for the key. Returns NULL on -ENOMEM. */
+/*
+ * Finds or creates the inode for the key, with a reference taken (drop it
+ * with fs_inode_put). Returns NULL on -ENOMEM.
+ */
 struct fs_inode *fs_inodes_get(struct fs_inodes *t, enum fs_kind kind,
 			       const char *project, const char *name,
 			       const char *ref);
-/* The inode with number ino, or NULL. */
+/* The inode with number ino with a reference taken, or NULL. */
 struct fs_inode *fs_inodes_find(struct fs_inodes *t, uint64_t ino);
+/* The number of the inode for the key if it is in the table, else 0. */
+uint64_t fs_inodes_number(struct fs_inodes *t, enum fs_kind kind,
+			  const char *project, const char *name,
+			  const char *ref);
+/* Takes one more reference on n (held already by the caller). */
+void fs_inode_hold(struct fs_inodes *t, struct fs_inode *n);
+/* Drops a reference; the inode goes when nothing holds it. n may be NULL. */
+void fs_inode_put(struct fs_inodes *t, struct fs_inode *n);
+/*
+ * Counts one more lookup of n: call it for every entry handed to the
+ * kernel (lookup reply, readdirplus entry), before the reply; undo it with
+ * fs_inodes_forget(t, n->ino, 1) when the reply fails.
+ */
+void fs_inode_lookup(struct fs_inodes *t, struct fs_inode *n);
+/*
+ * The kernel forgets nlookup lookups of ino (FUSE forget): the inode goes
+ * when its count reaches zero and nothing else holds it. Unknown numbers
+ * and the root are ignored.
+ */
+void fs_inodes_forget(struct fs_inodes *t, uint64_t ino, uint64_t nlookup);
+/* Inodes in the table (the root included). */
+size_t fs_inodes_count(struct fs_inodes *t);
+/*
+ * Calls fn for every inode the kernel holds (nlookup > 0), under the table
+ * lock: fn must not call into the table; it may copy what it needs.
+ */
+void fs_inodes_foreach(struct fs_inodes *t,
+		       void (*fn)(void *arg, const struct fs_inode *n),
+		       void *arg);
 
 /*
  * Open handles (files and directories). The kernel can deliver a release

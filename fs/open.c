@@ -29,6 +29,7 @@ static void pending_put(struct fs_pending *p)
 	pthread_mutex_unlock(&ctx->pending_lock);
 	if (!last)
 		return;
+	fs_inode_put(&ctx->inodes, p->inode);
 	pol_registration_free(p->reg);
 	free(p);
 }
@@ -198,7 +199,27 @@ static void handle_free(void *obj)
 	struct fs_handle *h = obj;
 
 	close(h->fd);
+	fs_inode_put(h->table, h->inode);
 	free(h);
+}
+
+/*
+ * The catalog may have changed while the fetch ran (issue 9): an artifact
+ * revoked, denied or unregistered meanwhile is not served. Returns 0, or
+ * AF_EDENIED / AF_EUNREG with the reason.
+ */
+static int recheck(struct fs_pending *p, char *reason, size_t len)
+{
+	struct pol_registration *now;
+	int denied = 0;
+
+	now = fs_blob_registration(p->ctx, p->inode, &denied, reason, len);
+	if (!now) {
+		snprintf(reason, len, "unregistered while fetching");
+		return AF_EUNREG;
+	}
+	pol_registration_free(now);
+	return denied ? AF_EDENIED : 0;
 }
 
 /*
@@ -209,11 +230,18 @@ static void finish_open(struct fs_pending *p, int err)
 {
 	struct fs_ctx *ctx = p->ctx;
 	struct fs_handle *h;
+	char reason[256];
 	uint64_t size;
 	int fd;
 
 	if (err < 0) {
 		audit_open_result(p, "open_denied", "deny", af_strerror(err), NULL);
+		fuse_reply_err(p->req, af_errno(err));
+		return;
+	}
+	err = recheck(p, reason, sizeof(reason));
+	if (err < 0) {
+		audit_open_result(p, "open_denied", "deny", reason, NULL);
 		fuse_reply_err(p->req, af_errno(err));
 		return;
 	}
@@ -230,8 +258,11 @@ static void finish_open(struct fs_pending *p, int err)
 		fuse_reply_err(p->req, ENOMEM);
 		return;
 	}
+	atomic_store(&p->inode->open_size, size + 1);
 	h->fd = fd;
+	h->table = &ctx->inodes;
 	h->inode = p->inode;
+	fs_inode_hold(&ctx->inodes, h->inode);
 	p->fi.fh = fs_handles_add(&ctx->handles, h, handle_free);
 	if (!p->fi.fh) {
 		handle_free(h);
@@ -283,15 +314,18 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (n->kind != FS_BLOB) {
 		fuse_reply_err(req, n->kind == FS_CHANNEL ? ELOOP : EISDIR);
+		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
+		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		fuse_reply_err(req, ENOMEM);
+		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
 	p->ctx = ctx;
@@ -307,7 +341,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!p->reg) {
 		fs_audit_unregistered(ctx, req, n->project, n->name, n->ref);
 		fuse_reply_err(req, ENOENT);
-		free(p);
+		pending_put(p);
 		return;
 	}
 	if (denied) {

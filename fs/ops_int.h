@@ -74,7 +74,7 @@ struct fs_pending {
 	fuse_req_t req;
 	struct fuse_file_info fi;	/* copy: the kernel's is gone once we return */
 	struct pol_registration *reg;
-	struct fs_inode *inode;
+	struct fs_inode *inode;		/* a reference held until p goes */
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
@@ -86,7 +86,8 @@ struct fs_pending {
 
 struct fs_handle {
 	int fd;
-	struct fs_inode *inode;
+	struct fs_inodes *table;
+	struct fs_inode *inode;	/* a reference held until the handle goes */
 	bool passthrough;	/* reads go straight to the backing file */
 };
 
@@ -104,9 +105,26 @@ struct pol_registration *fs_blob_registration(struct fs_ctx *ctx,
 /* Owner gid of a project's files (DESIGN §4); *has_gid false: root. */
 void fs_project_mode(struct fs_ctx *ctx, const char *project, gid_t *gid,
 		     bool *has_gid);
-/* Size of a blob without fetching it (DESIGN §2). */
+/* Size of a blob without fetching it (DESIGN §2); may cost one HEAD. */
 uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 		      const struct pol_registration *r, int denied);
+/* The size when known without a request (registered, learned, cached). */
+bool fs_blob_size_known(struct fs_ctx *ctx, struct fs_inode *n,
+			const struct pol_registration *r, off_t *size);
+/*
+ * Fills the entry of n from snapshot s (attributes, timeouts). may_head:
+ * as fs_blob_size; otherwise a size not yet known gets attr_timeout 0.
+ * Returns 0 or -ENOENT when n is not in s.
+ */
+struct ctl_snap;
+int fs_entry_fill(struct fs_ctx *ctx, struct ctl_snap *s, struct fs_inode *n,
+		  struct fuse_entry_param *e, bool may_head);
+/* The kernel's forget (fuse_lowlevel.h): inode lifetime, fs_int.h. */
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fs_forget_multi(fuse_req_t req, size_t count,
+		     struct fuse_forget_data *forgets);
+void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
 /* Audits lookup_unregistered for the requester of req. */
 void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
 			   const char *project, const char *name,

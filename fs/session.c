@@ -60,10 +60,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 static const struct fuse_lowlevel_ops fs_read_ops = {
 	.init = fs_init,
 	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
 	.getattr = fs_getattr,
 	.readlink = fs_readlink,
 	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
 	.releasedir = fs_releasedir,
 	.open = fs_open,
 	.read = fs_read,

@@ -1,6 +1,6 @@
 /*
  * xattr.c - extended attributes of artifacts (DESIGN §7), read-only, and
- * the daemon's own counter on the root (user.artifactfs.reads).
+ * the daemon's own counters on the root (user.artifactfs.reads, .inodes).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,21 +101,22 @@ static void reply_xattr_value(fuse_req_t req, const char *val, size_t vlen,
 		fuse_reply_buf(req, val, vlen);
 }
 
-void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
-			size_t size)
+static void getxattr_of(fuse_req_t req, struct fs_ctx *ctx,
+			struct fs_inode *n, const char *name, size_t size)
 {
-	struct fs_ctx *ctx = fuse_req_userdata(req);
-	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
 	char val[4096];
 	int rc;
 
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	if (n->kind == FS_ROOT && strcmp(name, "user.artifactfs.reads") == 0) {
 		rc = snprintf(val, sizeof(val), "%llu",
 			      (unsigned long long)atomic_load(&ctx->reads));
+		reply_xattr_value(req, val, (size_t)rc, size);
+		return;
+	}
+	/* Inodes the daemon holds (the kernel's lookups; issue 9 memory). */
+	if (n->kind == FS_ROOT && strcmp(name, "user.artifactfs.inodes") == 0) {
+		rc = snprintf(val, sizeof(val), "%zu",
+			      fs_inodes_count(&ctx->inodes));
 		reply_xattr_value(req, val, (size_t)rc, size);
 		return;
 	}
@@ -132,19 +133,15 @@ void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	reply_xattr_value(req, val, (size_t)rc, size);
 }
 
-void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+static void listxattr_of(fuse_req_t req, struct fs_ctx *ctx,
+			 struct fs_inode *n, size_t size)
 {
-	struct fs_ctx *ctx = fuse_req_userdata(req);
-	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
 	char list[1024], val[4096];
 	size_t len = 0;
 
-	if (!n) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	if (n->kind == FS_ROOT) {
-		static const char root_attr[] = "user.artifactfs.reads";
+		static const char root_attr[] =
+			"user.artifactfs.reads\0user.artifactfs.inodes";
 
 		reply_xattr_value(req, root_attr, sizeof(root_attr), size);
 		return;
@@ -170,3 +167,31 @@ void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	reply_xattr_value(req, list, len, size);
 }
 
+
+/* The inode is held (fs_int.h) while its attributes are read. */
+void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+		 size_t size)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	getxattr_of(req, ctx, n, name, size);
+	fs_inode_put(&ctx->inodes, n);
+}
+
+void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs_ctx *ctx = fuse_req_userdata(req);
+	struct fs_inode *n = fs_inodes_find(&ctx->inodes, ino);
+
+	if (!n) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	listxattr_of(req, ctx, n, size);
+	fs_inode_put(&ctx->inodes, n);
+}

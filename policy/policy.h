@@ -220,7 +220,8 @@ typedef void (*pol_report_fn)(void *arg, const char *msg);
 /*
  * Loads dir. A bad file or record is reported through report (may be NULL)
  * and skipped; it never hides the good ones. The same project/name@digest
- * twice keeps the first (in sorted path order) and reports the second.
+ * twice keeps the one with the later registered_at (the first in sorted
+ * path order when equal) and reports the other.
  * Returns 0 and *out (possibly empty), or -errno when dir itself cannot be
  * read (reported too).
  */
@@ -230,6 +231,29 @@ int pol_registry_load_dir(const char *dir, pol_report_fn report, void *arg,
 int pol_registry_parse(const char *buf, size_t len, const char *origin,
 		       pol_report_fn report, void *arg,
 		       struct pol_registry **out);
+/*
+ * Splits g into one registry per project (in project order), moving the
+ * records: g is consumed on success (and left whole on failure). Returns 0
+ * with *out (an array of *n registries, caller frees each and the array),
+ * or -ENOMEM.
+ */
+int pol_registry_split(struct pol_registry *g, struct pol_registry ***out,
+		       size_t *n);
+/*
+ * A new registry holding copies of the records of every part (NULL parts
+ * skipped); a key present twice keeps the later registered_at, then the
+ * one of the earlier part. Returns 0 and *out, or -ENOMEM.
+ */
+int pol_registry_merge(const struct pol_registry *const *parts, size_t nparts,
+		       struct pol_registry **out);
+/*
+ * Builds a registry from n records, taking them all (recs[i] set to NULL,
+ * freed on failure too); duplicates as pol_registry_load_dir, reported.
+ * Returns 0 and *out, or -ENOMEM.
+ */
+int pol_registry_from(struct pol_registration **recs, size_t n,
+		      pol_report_fn report, void *arg,
+		      struct pol_registry **out);
 /* An empty registry (used before anything is loaded). */
 struct pol_registry *pol_registry_new_empty(void);
 void pol_registry_free(struct pol_registry *g);

@@ -144,7 +144,11 @@ struct rec_ix {
 	size_t ix;
 };
 
-/* Ties broken by load order, so the first in path order is kept. */
+/*
+ * Duplicates of one key sort the later registered_at first (it wins, issue
+ * 9), then by load order, so the first in path (or array) order is kept
+ * among equals.
+ */
 static int ix_cmp(const void *x, const void *y)
 {
 	const struct rec_ix *a = x, *b = y;
@@ -152,10 +156,12 @@ static int ix_cmp(const void *x, const void *y)
 
 	if (c)
 		return c;
+	if (a->r->registered_at_s != b->r->registered_at_s)
+		return a->r->registered_at_s > b->r->registered_at_s ? -1 : 1;
 	return a->ix < b->ix ? -1 : a->ix > b->ix;
 }
 
-/* Sorts, drops duplicates (keeping the first loaded) and indexes. */
+/* Sorts, drops duplicates (keeping the later registered_at) and indexes. */
 static int registry_build(struct reg_list *l, struct pol_registry **out)
 {
 	struct pol_registry *g;
@@ -179,9 +185,13 @@ static int registry_build(struct reg_list *l, struct pol_registry **out)
 
 			if (n > 0 && rec_cmp(&l->v[n - 1], &r) == 0) {
 				reportf(l,
-					"%s: duplicate of %s (%s/%s@%s), skipped",
+					"%s: duplicate of %s (%s/%s@%s), skipped: %s",
 					r->origin, l->v[n - 1]->origin,
-					r->project, r->name, r->digest.str);
+					r->project, r->name, r->digest.str,
+					r->registered_at_s ==
+					l->v[n - 1]->registered_at_s ?
+					"the first one loaded wins" :
+					"the later registered_at wins");
 				pol_registration_free(r);
 				continue;
 			}
@@ -538,4 +548,124 @@ size_t pol_registry_attest(struct pol_registry *g, const struct pol_policy *p,
 			fresh++;
 	}
 	return fresh;
+}
+
+/* An empty registry with room for n records; NULL on -ENOMEM. */
+static struct pol_registry *registry_alloc(size_t n)
+{
+	struct pol_registry *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	if (n) {
+		g->recs = malloc(n * sizeof(*g->recs));
+		g->projects = malloc(sizeof(*g->projects));
+		if (!g->recs || !g->projects) {
+			free(g->recs);
+			free(g->projects);
+			free(g);
+			return NULL;
+		}
+	}
+	return g;
+}
+
+int pol_registry_split(struct pol_registry *g, struct pol_registry ***out,
+		       size_t *n)
+{
+	struct pol_registry **v = NULL;
+	size_t i = 0, k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!g)
+		return 0;
+	if (g->n_projects) {
+		v = calloc(g->n_projects, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+	}
+	/* Allocate everything first, so a failure leaves g whole. */
+	for (k = 0; k < g->n_projects; k++) {
+		size_t first, cnt = pol_registry_project_range(g, g->projects[k],
+							       &first);
+
+		v[k] = registry_alloc(cnt);
+		if (!v[k])
+			goto out_nomem;
+	}
+	for (k = 0; k < g->n_projects; k++) {
+		size_t first, cnt = pol_registry_project_range(g, g->projects[k],
+							       &first);
+
+		memcpy(v[k]->recs, g->recs + first, cnt * sizeof(*g->recs));
+		v[k]->n = cnt;
+		v[k]->projects[0] = v[k]->recs[0]->project;
+		v[k]->n_projects = 1;
+	}
+	*out = v;
+	*n = g->n_projects;
+	/* The records moved: free only g's arrays. */
+	free(g->recs);
+	free(g->projects);
+	free(g);
+	return 0;
+
+out_nomem:
+	for (i = 0; i < k; i++)
+		pol_registry_free(v[i]);
+	free(v);
+	return -ENOMEM;
+}
+
+int pol_registry_merge(const struct pol_registry *const *parts, size_t nparts,
+		       struct pol_registry **out)
+{
+	struct reg_list l = { NULL, 0, 0, NULL, NULL };
+	int ret = 0;
+
+	*out = NULL;
+	for (size_t k = 0; k < nparts && ret == 0; k++) {
+		for (size_t i = 0; parts[k] && i < parts[k]->n; i++) {
+			struct pol_registration *d =
+				pol_registration_dup(parts[k]->recs[i]);
+
+			if (!d) {
+				ret = -ENOMEM;
+				break;
+			}
+			ret = list_push(&l, d);
+			if (ret < 0)
+				break;
+		}
+	}
+	if (ret == 0)
+		ret = registry_build(&l, out);
+	list_release(&l);
+	return ret;
+}
+
+int pol_registry_from(struct pol_registration **recs, size_t n,
+		      pol_report_fn report, void *arg,
+		      struct pol_registry **out)
+{
+	struct reg_list l = { NULL, 0, 0, report, arg };
+	int ret = 0;
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; i < n; i++) {
+		ret = list_push(&l, recs[i]);
+		recs[i] = NULL;
+		if (ret < 0)
+			break;
+	}
+	for (i++; i < n; i++) {
+		pol_registration_free(recs[i]);
+		recs[i] = NULL;
+	}
+	if (ret == 0)
+		ret = registry_build(&l, out);
+	list_release(&l);
+	return ret;
 }

@@ -79,10 +79,11 @@ static void daemon_release(struct daemon *d)
 {
 	reload_fd = -1;
 	signal(SIGHUP, SIG_DFL);
+	/* The catalog's threads stop before anything they touch goes. */
+	ctl_catalog_stop(d->catalog);
 	/* Before the session goes: answers every open still waiting. */
 	cache_close(d->cache);
 	d->cache = NULL;
-	/* The reload thread stops before anything it touches goes. */
 	ctl_catalog_free(d->catalog);
 	d->catalog = NULL;
 	fs_free(d->fs);
@@ -96,17 +97,26 @@ static void daemon_release(struct daemon *d)
 }
 
 /*
- * The cache opens after daemonizing (its threads do not survive the
- * fork), but a cache that cannot open must fail the mount command itself,
- * not a detached daemon after "mounted" was reported.
+ * The first load of the catalog, before the fork. The cache opens after
+ * daemonizing (its threads do not survive the fork), but a cache that
+ * cannot open must fail the mount command itself, not a detached daemon
+ * after "mounted" was reported; and the control plane's answers kept in
+ * its index (DESIGN §3 outage) are needed now. So it is opened here
+ * without sources for the load, and closed again before the fork.
  */
-static int cache_preflight(const struct pol_config *cfg)
+static int catalog_first_load(const struct pol_config *cfg,
+			      struct ctl_catalog *cat)
 {
 	struct cache *c = NULL;
 	int rc = cache_open(cfg, NULL, NULL, &c);
 
-	if (rc < 0)
+	if (rc < 0) {
 		af_err("cache %s: %s", cfg->cache_dir, af_strerror(rc));
+		return rc;
+	}
+	ctl_catalog_set_store(cat, c);
+	rc = ctl_catalog_load(cat, true);
+	ctl_catalog_set_store(cat, NULL);
 	cache_close(c);
 	return rc;
 }
@@ -350,6 +360,8 @@ static void on_reload(void *arg, const char *why)
 		else
 			af_info("cache: SIGHUP: fetch failure backoff cleared");
 	}
+	/* Names that left the catalog leave the kernel, then memory. */
+	fs_catalog_changed(d->fs);
 	daemon_status(d, status, sizeof(status));
 	notify_send(&d->notify, "STATUS=%s", status);
 }
@@ -388,10 +400,7 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = ctl_catalog_new(cfg, d.audit, &d.catalog);
 	if (rc < 0)
 		goto out;
-	rc = ctl_catalog_load(d.catalog, true);
-	if (rc < 0)
-		goto out;
-	rc = cache_preflight(cfg);
+	rc = catalog_first_load(cfg, d.catalog);
 	if (rc < 0)
 		goto out;
 	deps = (struct fs_deps){ .cfg = cfg, .audit = d.audit,
@@ -426,6 +435,7 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 		goto out;
 	}
 	fs_set_cache(d.fs, d.cache, d.srcs);
+	ctl_catalog_set_store(d.catalog, d.cache);
 	reload_fd = ctl_catalog_reload_fd(d.catalog);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sighup;

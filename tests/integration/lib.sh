@@ -9,6 +9,7 @@ AF_BUILD=${AF_BUILD:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
 AF=$AF_BUILD/artifactfs
 PROBE=$AF_BUILD/tests/afprobe
 FAULTD=$AF_BUILD/tests/faultd
+CPD=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools" && pwd)/cpd.py
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 

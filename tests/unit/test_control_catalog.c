@@ -104,7 +104,7 @@ static int teardown(void **state)
 static size_t count(struct ctl_catalog *cat)
 {
 	struct ctl_snap *s = ctl_catalog_snap(cat);
-	size_t n = pol_registry_count(ctl_snap_registry(s));
+	size_t n = ctl_snap_count(s);
 
 	ctl_snap_put(s);
 	return n;
@@ -142,9 +142,8 @@ static void test_load_and_snapshot_outlives_reload(void **state)
 	assert_int_equal(ctl_catalog_load(w->cat, false), 0);
 	assert_int_equal(count(w->cat), 2);
 	/* The reader's snapshot is intact and still the old one. */
-	assert_int_equal(pol_registry_count(ctl_snap_registry(old)), 1);
-	assert_non_null(pol_registry_find(ctl_snap_registry(old), "vision",
-					  "a.bin", "sha256:" HA));
+	assert_int_equal(ctl_snap_count(old), 1);
+	assert_non_null(ctl_snap_find(old, "vision", "a.bin", "sha256:" HA));
 	ctl_snap_put(old);
 	old = ctl_catalog_snap(w->cat);
 	assert_true(ctl_snap_generation(old) > gen);
@@ -188,8 +187,8 @@ static void test_bad_policy(void **state)
 	assert_non_null(ctl_snap_policy(s));
 	/* The kept policy still decides. */
 	assert_int_equal(pol_policy_decide(ctl_snap_policy(s),
-		pol_registry_find(ctl_snap_registry(s), "vision", "b.bin",
-				  "sha256:" HB), NULL, 0), 0);
+		ctl_snap_find(s, "vision", "b.bin", "sha256:" HB), NULL, 0),
+		0);
 	ctl_snap_put(s);
 }
 

@@ -134,14 +134,19 @@ static void test_load_dir(void **state)
 	}
 	put(dir, "bad.json", "{\n  \"project\": ,\n}");
 	put(dir, "scalar.json", "42");
+	/* The same key twice: the later registered_at wins (issue 9)... */
 	putrec(dir, "dup.json", rec("vision", "m1.bin", HA, "active", "[]",
 				    "2026-03-05T00:00:00Z"));
+
 	put(dir, "notes.txt", "not json at all");
 	put(dir, ".hidden.json", "{");
 	sub(dir, ".git");
 	put(dir, ".git/x.json", "{");
 	sub(dir, "sub");
 	sub(dir, "sub/deeper");
+	/* ...and among equal ones, the first in path order. */
+	putrec(dir, "sub/dup2.json", rec("vision", "m1.bin", HB, "active",
+					 "[\"x\"]", "2026-03-02T00:00:00Z"));
 	putrec(dir, "sub/deeper/d.json", rec("audio", "w.bin", HD, "revoked",
 					     "[]", "2026-03-03T00:00:00Z"));
 	put(dir, "empty.json", "[]");
@@ -156,13 +161,16 @@ static void test_load_dir(void **state)
 	assert_true(reported(&rep, "b/c.json[1]: ", "source: missing") ||
 		    reported(&rep, "b/c.json[1]: digest:", "uppercase"));
 	assert_true(reported(&rep, "scalar.json: ", NULL));
-	assert_true(reported(&rep, "dup.json: duplicate of a.json", NULL));
+	assert_true(reported(&rep, "a.json: duplicate of dup.json",
+			     "the later registered_at wins"));
+	assert_true(reported(&rep, "sub/dup2.json: duplicate of b/c.json[0]",
+			     "the first one loaded wins"));
 	assert_false(reported(&rep, "hidden", NULL));
 	assert_false(reported(&rep, ".git", NULL));
 	assert_false(reported(&rep, "notes.txt", NULL));
-	assert_int_equal(rep.n, 4);
+	assert_int_equal(rep.n, 5);
 
-	/* Sorted by project, name, digest; the first duplicate kept. */
+	/* Sorted by project, name, digest. */
 	assert_string_equal(pol_registry_at(g, 0)->project, "audio");
 	assert_string_equal(pol_registry_at(g, 1)->project, "nlp");
 	assert_string_equal(pol_registry_at(g, 2)->digest.str, "sha256:" HA);
@@ -171,7 +179,8 @@ static void test_load_dir(void **state)
 
 	r = pol_registry_find(g, "vision", "m1.bin", "sha256:" HA);
 	assert_non_null(r);
-	assert_string_equal(r->origin, "a.json");
+	assert_string_equal(r->origin, "dup.json");
+	assert_int_equal(r->n_channels, 0);
 	r = pol_registry_find(g, "vision", "m1.bin", "sha256:" HB);
 	assert_non_null(r);
 	assert_string_equal(r->origin, "b/c.json[0]");
