@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 
 #include "policy/af.h"
+#include "policy/policy.h"
 #include "sources/http_int.h"
 #include "sources/src_int.h"
 
@@ -137,9 +138,17 @@ struct http_src {
 	http_check_fn check_fn;		/* set before the first request */
 	void *check_arg;
 	int range_ignored;		/* __atomic */
+	bool direct;			/* never through cfg.proxy; immutable */
+	int retries;			/* < 0: cfg.retries; immutable */
 	unsigned inflight;		/* jobs submitted, not finished (eng->lock) */
 	bool closing;			/* eng->lock */
 };
+
+/* The site proxy the requests of hs go through, or NULL. */
+static const char *hs_proxy(const struct http_src *hs)
+{
+	return hs->direct ? NULL : hs->eng->cfg.proxy;
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -647,8 +656,11 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (c->ca_file != NULL)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-	/* Only the configured proxy; "" ignores the environment's. */
-	curl_easy_setopt(h, CURLOPT_PROXY, c->proxy ? c->proxy : "");
+	/*
+	 * Only the configured proxy; "" ignores the environment's. Mirrors
+	 * are reached directly (DESIGN §11).
+	 */
+	curl_easy_setopt(h, CURLOPT_PROXY, hs_proxy(hs) ? hs_proxy(hs) : "");
 	/* Every transfer has timeouts (DESIGN §7): connect, then stall. */
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 (long)c->connect_timeout_ms);
@@ -721,6 +733,44 @@ static long long backoff_ms(struct http_engine *e, unsigned attempt)
 	return (long long)(eng_rand(e) % (ceil + 1));
 }
 
+/*
+ * A request through the site proxy that could not reach the proxy itself
+ * (with an HTTP proxy, curl connects to nothing else): the reason names
+ * the proxy, so that "the proxy is down" reads as such in the audit log
+ * (issue 14: a clear EIO, no silent direct fallback).
+ */
+static bool job_proxy_error(struct job *j, CURLcode rc, bool connected)
+{
+	const char *proxy = hs_proxy(j->hs);
+	char shown[96];
+	const char *what;
+
+	if (proxy == NULL)
+		return false;
+	switch (rc) {
+	case CURLE_COULDNT_CONNECT:
+		what = "connection refused";
+		break;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		what = "cannot resolve host";
+		break;
+	case CURLE_OPERATION_TIMEDOUT:
+		if (connected)
+			return false;
+		what = "connect timed out";
+		break;
+	case CURLE_PROXY:
+		what = "proxy handshake failed";
+		break;
+	default:
+		return false;
+	}
+	pol_uri_redact(proxy, shown, sizeof(shown));
+	job_retry(j, rc == CURLE_OPERATION_TIMEDOUT ? AF_ETIMEDOUT : AF_ESOURCE,
+		  "proxy %s: %s", shown, what);
+	return true;
+}
+
 /* Classifies a transfer error that the callbacks did not explain. */
 static void job_curl_error(struct job *j, CURLcode rc)
 {
@@ -729,6 +779,10 @@ static void job_curl_error(struct job *j, CURLcode rc)
 
 	if (rc == CURLE_ABORTED_BY_CALLBACK && j->stalled)
 		rc = CURLE_OPERATION_TIMEDOUT;
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+	if (job_proxy_error(j, rc, connect_us != 0))
+		return;
 	switch (rc) {
 	case CURLE_TOO_MANY_REDIRECTS:
 		job_fail(j, AF_ESOURCE, "redirect loop");
@@ -737,7 +791,6 @@ static void job_curl_error(struct job *j, CURLcode rc)
 		job_fail(j, AF_ESOURCE, "unsupported scheme");
 		break;
 	case CURLE_OPERATION_TIMEDOUT:
-		curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME_T, &connect_us);
 		if (connect_us == 0)
 			job_retry(j, AF_ETIMEDOUT, "connect timed out");
 		else
@@ -835,6 +888,7 @@ static void job_follow(struct job *j, const char *loc, char **next)
 static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 {
 	char reason[sizeof(j->what) + 32], *next_url = NULL;
+	unsigned retries;
 	long long delay;
 
 	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart &&
@@ -893,7 +947,9 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 		return;
 	}
 	/* fail_retry */
-	if (j->attempt > e->cfg.retries) {
+	retries = j->hs->retries >= 0 ? (unsigned)j->hs->retries :
+		  e->cfg.retries;
+	if (j->attempt > retries) {
 		snprintf(reason, sizeof(reason), "%s after %u attempt%s",
 			 j->what, j->attempt, j->attempt == 1 ? "" : "s");
 		job_finish(e, j, j->retry_err, reason);
@@ -1104,6 +1160,7 @@ int http_src_new(struct http_engine *e, const char *url,
 	if (hs == NULL)
 		return -ENOMEM;
 	hs->eng = e;
+	hs->retries = -1;
 	hs->url = strdup(url);
 	if (hs->url == NULL) {
 		free(hs);
@@ -1151,6 +1208,12 @@ void http_src_set_check(struct http_src *hs, http_check_fn fn, void *arg)
 {
 	hs->check_fn = fn;
 	hs->check_arg = arg;
+}
+
+void http_src_set_direct(struct http_src *hs, int retries)
+{
+	hs->direct = true;
+	hs->retries = retries;
 }
 
 bool http_src_range_ignored(const struct http_src *hs)

@@ -178,6 +178,13 @@ void http_src_free(struct http_src *hs);
 void http_src_set_headers(struct http_src *hs, http_headers_fn fn, void *arg);
 /* Installs the response check (before the first request). */
 void http_src_set_check(struct http_src *hs, http_check_fn fn, void *arg);
+/*
+ * Makes hs reach its server directly, never through the site proxy, and
+ * gives up after retries extra attempts (not [fetch] retries): the seam
+ * for mirrors (DESIGN §11), whose failover to the next mirror or the
+ * source is the real retry. Before the first request.
+ */
+void http_src_set_direct(struct http_src *hs, int retries);
 /* True once a response showed that the server ignores Range. */
 bool http_src_range_ignored(const struct http_src *hs);
 
