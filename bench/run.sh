@@ -20,6 +20,9 @@
 #                     memory like a remote server would and only the client
 #                     side is cold; cold: the server reads the disk too
 #   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest
+#                     fleet (bench/fleet.sh: N daemons behind a cache tier,
+#                     its own world and knobs FLEET_N, FLEET_SIZE,
+#                     FLEET_RUNS, FLEET_SETUPS)
 #   BENCH_COLD        contenders of the cold figures (default: af curl
 #                     curl_sha curl_sync rclone httpdirfs)
 #   BENCH_PERF=1      perf record -g of the daemon during the first cold
@@ -47,7 +50,7 @@ BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet}
 BENCH_COLD=${BENCH_COLD:-af curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
 
@@ -59,6 +62,13 @@ want() { case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches, FUSE mounts, passthrough)"
 [ -x "$AF" ] || die "no $AF: run make first"
 case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive integer" ;; esac
+
+# The fleet figure (issue 14) brings its own world (bench/fleet.sh).
+if want fleet; then
+	AF_BUILD=$AF_BUILD BENCH_OUT=$BENCH_OUT bash "$HERE/fleet.sh" || die "the fleet figure failed"
+	BENCH_ONLY=$(echo " $BENCH_ONLY " | sed 's/ fleet / /g; s/^ *//; s/ *$//')
+	[ -n "$BENCH_ONLY" ] || exit 0
+fi
 
 # Tools from Debian; installs what is missing (apt-get, like make deps).
 sh "$TOP/mk/deps.sh" nginx curl openssl fuse3 rclone httpdirfs fio util-linux \

@@ -20,6 +20,13 @@ AF_PID=""
 FAULTD_PID=""
 FAULTD_PORT=""
 EXTRA_PIDS=""	# more processes a test started, stopped by PID at cleanup
+SQUID_PID=""
+SQUID_PORT=""
+TIER_PID=""	# start_slice_tier: nginx proxy_cache + slice in front of the origin
+TIER_PORT=""
+FLEET_PIDS=()	# fleet_up: one daemon per node, node i at index i-1
+FLEET_N=0
+FLEET_MS=0	# fleet_read_all: milliseconds until the last node finished
 TEST_NAME=$(basename "$0" .sh)
 FAILS=0
 CHECKS=0
@@ -64,6 +71,13 @@ af_cleanup() {
 	fi
 	if [ -n "$T" ] && mountpoint -q "$T/mnt" 2>/dev/null; then
 		fusermount3 -u -z "$T/mnt" 2>/dev/null || umount -l "$T/mnt" 2>/dev/null
+	fi
+	fleet_down >/dev/null 2>&1
+	[ -n "$TIER_PID" ] && kill -TERM "$TIER_PID" 2>/dev/null
+	if [ -n "$SQUID_PID" ]; then
+		kill -TERM "$SQUID_PID" 2>/dev/null
+		for _ in $(seq 1 50); do kill -0 "$SQUID_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$SQUID_PID" 2>/dev/null
 	fi
 	[ -n "$NGINX_PID" ] && kill -TERM "$NGINX_PID" 2>/dev/null
 	[ -n "$FAULTD_PID" ] && kill -TERM "$FAULTD_PID" 2>/dev/null
@@ -192,6 +206,8 @@ http {
         location /blobs/ { alias $T/www/; autoindex on; }
         location /slow/ { alias $T/www/; limit_rate 512k; }
         location /norange/ { alias $T/www/; max_ranges 0; }
+        # A registry-shaped path by digest (mirror_blob), for the tiers.
+        location /v2/vision/blobs/ { alias $T/www/oci/; }
     }
 }
 EOF
@@ -216,7 +232,7 @@ start_faultd() {
 
 # Bytes nginx sent for /blobs/NAME (or DIR/NAME with a second argument).
 nginx_bytes() {
-	awk -v p="/${2:-blobs}/$1" '$2 == p { s += $4 } END { print s + 0 }' "$T/nginx/logs/access.log"
+	awk -v p="/${2:-blobs}/$1" '$2 == p { s += $4 } END { printf "%.0f\n", s }' "$T/nginx/logs/access.log"
 }
 
 nginx_requests() {
@@ -315,4 +331,272 @@ audit_has() {
 
 audit_count() {
 	grep -c "\"event\":\"$1\"" "$T/audit.jsonl" 2>/dev/null || true
+}
+
+# conf_set FILE SECTION KEY VALUE: sets KEY = VALUE in [SECTION] of an INI
+# file (replacing the key, else adding it right after the section header,
+# else appending the section).
+conf_set() {
+	local f=$1 sec=$2 key=$3 val=$4
+	awk -v sec="[$sec]" -v key="$key" -v val="$val" '
+		function flush() { if (insec && !done) { print key " = " val; done = 1 } }
+		/^\[/ { if (insec) flush(); insec = ($0 == sec); if (insec) seen = 1; print; next }
+		insec && $1 == key && $2 == "=" { if (!done) print key " = " val; done = 1; next }
+		{ print }
+		END { if (insec) flush(); if (!seen) { print ""; print sec; print key " = " val } }
+	' "$f" >"$f.new" && mv "$f.new" "$f"
+}
+
+# squid_conf DIR PORT: a Squid configuration for a caching forward proxy on
+# 127.0.0.1:PORT whose files all live in DIR (docs/FLEET.md explains every
+# setting; keep the two in step).
+squid_conf() {
+	local d=$1 port=$2
+	cat <<EOF
+# artifactfs fleet tier: a caching forward proxy (docs/FLEET.md)
+http_port 127.0.0.1:$port
+pid_filename $d/squid.pid
+cache_effective_user proxy
+cache_dir ufs $d/cache 2048 16 256
+coredump_dir $d/cache
+cache_log $d/logs/cache.log
+access_log stdio:$d/logs/access.log squid
+cache_store_log none
+logfile_rotate 0
+netdb_filename none
+pinger_enable off
+acl fleet src 127.0.0.1/32
+http_access allow fleet
+http_access deny all
+collapsed_forwarding on
+range_offset_limit -1
+quick_abort_min -1 KB
+maximum_object_size 4 GB
+cache_mem 256 MB
+maximum_object_size_in_memory 64 MB
+refresh_pattern . 1440 100% 10080
+shutdown_lifetime 1 seconds
+EOF
+}
+
+# start_squid: Debian's squid as a caching proxy on 127.0.0.1:$SQUID_PORT,
+# its config, cache, logs and pid file in $T/squid; stopped at cleanup.
+start_squid() {
+	local d=$T/squid
+	mkdir -p "$d/cache" "$d/logs"
+	chown -R proxy:proxy "$d/cache" "$d/logs"
+	for _ in 1 2 3 4 5; do
+		SQUID_PORT=$(free_port) || return 1
+		squid_conf "$d" "$SQUID_PORT" >"$d/squid.conf"
+		squid -N -z -f "$d/squid.conf" >"$d/logs/init.out" 2>&1 || { cat "$d/logs/init.out" >&2; return 1; }
+		squid -N -f "$d/squid.conf" >>"$d/logs/squid.out" 2>&1 &
+		SQUID_PID=$!
+		for _ in $(seq 1 100); do
+			ss -Htln "sport = :$SQUID_PORT" 2>/dev/null | grep -q . && return 0
+			kill -0 "$SQUID_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -TERM "$SQUID_PID" 2>/dev/null
+		wait "$SQUID_PID" 2>/dev/null
+		SQUID_PID=""
+	done
+	tail -n 20 "$d/logs/cache.log" >&2
+	return 1
+}
+
+# stop_squid: SIGTERM, wait until it exited (shutdown_lifetime is 1 s).
+stop_squid() {
+	[ -n "$SQUID_PID" ] || return 0
+	kill -TERM "$SQUID_PID" 2>/dev/null
+	wait "$SQUID_PID" 2>/dev/null
+	SQUID_PID=""
+}
+
+# Requests Squid answered for /blobs/NAME, and how many it had to fetch
+# (a miss that went to the origin itself; collapsed ones are TCP_CF_MISS).
+squid_requests() {
+	awk -v p="/blobs/$1" 'index($7, p) { n++ } END { print n + 0 }' "$T/squid/logs/access.log"
+}
+
+# fleet_up N: N daemons on one machine, node i with its own config
+# ($T/nI/artifactfs.conf: $T/artifactfs.conf with its own cache.dir and
+# audit log), cache ($T/nI/cache), mount ($T/nI/mnt) and log
+# ($T/daemon-nI.log); all share the origin, registry and policy of the
+# world. Waits until every mount answers.
+fleet_up() {
+	local n=$1 i p
+	FLEET_N=$n
+	FLEET_PIDS=()
+	for i in $(seq 1 "$n"); do
+		mkdir -p "$T/n$i/cache" "$T/n$i/mnt"
+		sed -e "s|^dir = $T/cache\$|dir = $T/n$i/cache|" \
+			-e "s|^log = $T/audit.jsonl\$|log = $T/n$i/audit.jsonl|" \
+			"$T/artifactfs.conf" >"$T/n$i/artifactfs.conf"
+		"$AF" mount -f -c "$T/n$i/artifactfs.conf" "$T/n$i/mnt" >>"$T/daemon-n$i.log" 2>&1 &
+		FLEET_PIDS+=("$!")
+	done
+	for i in $(seq 1 "$n"); do
+		p=${FLEET_PIDS[$((i - 1))]}
+		for _ in $(seq 1 200); do
+			mountpoint -q "$T/n$i/mnt" && continue 2
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		fail "fleet: node $i did not mount"
+		tail -n 20 "$T/daemon-n$i.log" >&2
+		return 1
+	done
+}
+
+# fleet_down: SIGTERM every node; each must unmount cleanly and exit 0.
+fleet_down() {
+	local i p rc=0
+	for i in $(seq 1 "$FLEET_N"); do
+		p=${FLEET_PIDS[$((i - 1))]:-}
+		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null
+	done
+	for i in $(seq 1 "$FLEET_N"); do
+		p=${FLEET_PIDS[$((i - 1))]:-}
+		[ -n "$p" ] || continue
+		for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null && rc=1
+		wait "$p" 2>/dev/null || rc=1
+		if mountpoint -q "$T/n$i/mnt" 2>/dev/null; then
+			fusermount3 -u -z "$T/n$i/mnt" 2>/dev/null || umount -l "$T/n$i/mnt" 2>/dev/null
+			rc=1
+		fi
+	done
+	FLEET_PIDS=()
+	FLEET_N=0
+	return "$rc"
+}
+
+# fleet_read_all PATH: every node opens PATH (below its mount) at the same
+# moment and reads it to the end; node i's SHA-256 of what it read goes to
+# $T/nI/sum (empty when open or read failed). FLEET_MS: milliseconds from
+# the start until the last node finished.
+fleet_read_all() {
+	local path=$1 i pids=() t0 t1
+	[ "$FLEET_N" -gt 0 ] || return 1
+	rm -f "$T/fleet.go"
+	for i in $(seq 1 "$FLEET_N"); do
+		rm -f "$T/n$i/sum"
+		(
+			while [ ! -e "$T/fleet.go" ]; do sleep 0.005; done
+			sha256sum <"$T/n$i/mnt/$path" 2>"$T/n$i/sum.err" | cut -d' ' -f1 >"$T/n$i/sum"
+		) &
+		pids+=("$!")
+	done
+	sleep 0.3
+	t0=$(date +%s%N)
+	touch "$T/fleet.go"
+	wait "${pids[@]}"
+	t1=$(date +%s%N)
+	FLEET_MS=$(( (t1 - t0) / 1000000 ))
+}
+
+# fleet_count_sum HEX: how many nodes read bytes with that SHA-256.
+fleet_count_sum() {
+	local i n=0
+	for i in $(seq 1 "$FLEET_N"); do
+		[ "$(cat "$T/n$i/sum" 2>/dev/null)" = "$1" ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# fleet_audit_count EVENT [TEXT]: nodes whose audit log has such an event.
+fleet_audit_count() {
+	local i n=0
+	for i in $(seq 1 "$FLEET_N"); do
+		grep "\"event\":\"$1\"" "$T/n$i/audit.jsonl" 2>/dev/null | grep -q -- "${2:-}" && n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# ratio_ok A B MAX: A / B <= MAX (decimal MAX, e.g. 1.05).
+ratio_ok() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b > 0 && a / b <= m) }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f\n", a / b; else print "nan" }'; }
+
+# mirror_blob NAME: the origin also serves $T/www/NAME by digest, at
+# /v2/vision/blobs/sha256:HEX (a hard link in $T/www/oci).
+mirror_blob() {
+	mkdir -p "$T/www/oci"
+	ln -f "$T/www/$1" "$T/www/oci/sha256:$(sha256_of "$T/www/$1")"
+}
+
+# origin_bytes NAME: body bytes the origin sent for NAME, by name and by
+# digest (mirror_blob) together.
+origin_bytes() {
+	local by_name by_digest
+	by_name=$(nginx_bytes "$1")
+	by_digest=$(awk -v p="/v2/vision/blobs/sha256:$(sha256_of "$T/www/$1")" \
+		'$2 == p { s += $4 } END { printf "%.0f\n", s }' "$T/nginx/logs/access.log")
+	echo $((by_name + by_digest))
+}
+
+# slice_tier_conf DIR PORT ORIGIN_PORT: an nginx cache tier on
+# 127.0.0.1:PORT in front of the origin: proxy_cache + slice, one origin
+# request per slice however many nodes miss at once (docs/FLEET.md
+# explains every setting; keep the two in step).
+slice_tier_conf() {
+	local d=$1 port=$2 origin=$3
+	cat <<EOF
+# artifactfs fleet tier: nginx proxy_cache + slice (docs/FLEET.md)
+worker_processes 1;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    client_body_temp_path $d/tmp;
+    proxy_temp_path $d/tmp;
+    fastcgi_temp_path $d/tmp;
+    uwsgi_temp_path $d/tmp;
+    scgi_temp_path $d/tmp;
+    log_format tier '\$request_method \$uri \$status \$body_bytes_sent "\$http_range" \$upstream_cache_status';
+    access_log $d/logs/access.log tier;
+    proxy_cache_path $d/cache levels=1:2 keys_zone=blobs:16m max_size=8g
+                     inactive=7d use_temp_path=off;
+    server {
+        listen 127.0.0.1:$port;
+        location /v2/ {
+            slice 1m;
+            proxy_cache blobs;
+            proxy_cache_key \$uri\$slice_range;
+            proxy_set_header Range \$slice_range;
+            proxy_cache_valid 200 206 7d;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 5m;
+            proxy_cache_lock_age 5m;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://127.0.0.1:$origin;
+        }
+    }
+}
+EOF
+}
+
+# start_slice_tier: the tier above on $TIER_PORT, files in $T/tier.
+start_slice_tier() {
+	local d=$T/tier
+	mkdir -p "$d/cache" "$d/tmp" "$d/logs"
+	chown nobody:nogroup "$d/cache" "$d/tmp"
+	for _ in 1 2 3 4 5; do
+		TIER_PORT=$(free_port) || return 1
+		slice_tier_conf "$d" "$TIER_PORT" "$NGINX_PORT" >"$d/nginx.conf"
+		if nginx -c "$d/nginx.conf" -p "$d" 2>"$d/start.err"; then
+			for _ in $(seq 1 50); do [ -s "$d/nginx.pid" ] && break; sleep 0.1; done
+			TIER_PID=$(cat "$d/nginx.pid")
+			return 0
+		fi
+	done
+	cat "$d/start.err" >&2
+	return 1
+}
+
+stop_slice_tier() {
+	[ -n "$TIER_PID" ] || return 0
+	kill -TERM "$TIER_PID" 2>/dev/null
+	for _ in $(seq 1 50); do kill -0 "$TIER_PID" 2>/dev/null || break; sleep 0.1; done
+	TIER_PID=""
 }
