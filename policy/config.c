@@ -482,6 +482,60 @@ static int set_string(char **slot, const char *v)
 	return 0;
 }
 
+/*
+ * A [fetch] mirrors entry (DESIGN §11): http(s) only, http:// on a loopback
+ * address only (the endpoint rule of §5b), no userinfo, no fragment, known
+ * placeholders only and none in the host, a query only in a template (a
+ * plain mirror gets /{algo}/{hex} appended to its path), and what it
+ * expands to must be a URI that could be registered (no credential in the
+ * query, no dot segment).
+ */
+static bool mirror_ok(const char *m, char *why, size_t whylen)
+{
+	static const struct pol_digest sample = {
+		.algo = POL_ALGO_SHA256,
+		.raw_len = 32,
+		.str = "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+	};
+	char url[CFG_VALUE_MAX + 256], uerr[256];
+	const char *auth;
+	size_t alen;
+
+	if (!url_ok(m, false, why, whylen))
+		return false;
+	if (strncmp(m, "https://", 8) != 0 && strncmp(m, "http://", 7) != 0) {
+		pol_seterr(why, whylen, "not an http:// or https:// url");
+		return false;
+	}
+	if (strncmp(m, "http://", 7) == 0 && !host_is_loopback(m + 7)) {
+		pol_seterr(why, whylen,
+			   "http:// only for a loopback address (use https://)");
+		return false;
+	}
+	if (strchr(m, '#')) {
+		pol_seterr(why, whylen, "url must not have a fragment");
+		return false;
+	}
+	auth = strstr(m, "://") + 3;
+	alen = strcspn(auth, "/?#");
+	if (memchr(auth, '{', alen) || memchr(auth, '}', alen)) {
+		pol_seterr(why, whylen, "placeholder in the host");
+		return false;
+	}
+	if (strchr(m, '?') && !pol_mirror_is_template(m)) {
+		pol_seterr(why, whylen,
+			   "a mirror with a query must be a template ({algo}, {hex} or {digest})");
+		return false;
+	}
+	if (pol_mirror_url(m, &sample, url, sizeof(url), why, whylen) < 0)
+		return false;
+	if (pol_uri_check(POL_SRC_HTTPS, url, uerr, sizeof(uerr)) < 0) {
+		pol_seterr(why, whylen, "%s", uerr);
+		return false;
+	}
+	return true;
+}
+
 static int add_mirrors(struct cfg_ctx *c, const char *v)
 {
 	struct pol_config *cfg = c->cfg;
@@ -505,9 +559,14 @@ static int add_mirrors(struct cfg_ctx *c, const char *v)
 		m = strndup(p, n);
 		if (!m)
 			return -ENOMEM;
-		if (!url_ok(m, true, why, sizeof(why))) {
+		if (!mirror_ok(m, why, sizeof(why))) {
+			char shown[128], red[CFG_VALUE_MAX + 1];
+
+			pol_uri_redact(m, red, sizeof(red));
 			free(m);
-			cfg_fail(c, c->line, "mirrors: %s", why);
+			cfg_fail(c, c->line, "mirrors: %s: %s",
+				 pol_safe(red, sizeof(shown) - 4, shown,
+					  sizeof(shown)), why);
 			return AF_EPARSE;
 		}
 		nv = realloc(cfg->mirrors, (cfg->n_mirrors + 1) * sizeof(*nv));

@@ -174,6 +174,19 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
  */
 char *pol_uri_redact(const char *uri, char *out, size_t outlen);
 
+/*
+ * Content-addressed mirrors (DESIGN §11). A [fetch] mirrors entry is a
+ * plain mirror (the URL for a digest is "{mirror}/{algo}/{hex}", trailing
+ * slashes of the mirror dropped) or, when it names {algo}, {hex} or
+ * {digest} ("algo:hex", plain colon), a template. pol_mirror_url writes the
+ * URL for d into out. Returns 0; AF_EPARSE for an unknown placeholder or a
+ * stray brace (message in err); -ENAMETOOLONG when out is too small.
+ * Checks nothing else: the config parser validates the entry as a whole.
+ */
+bool pol_mirror_is_template(const char *mirror);
+int pol_mirror_url(const char *mirror, const struct pol_digest *d, char *out,
+		   size_t outlen, char *err, size_t errlen);
+
 /* The policy document (DESIGN §4). Immutable once parsed. */
 struct pol_policy;
 

@@ -86,7 +86,7 @@ static const char full_ini[] =
 	"ca_file = /etc/artifactfs/ca.pem\n"
 	"low_speed_timeout = 90\n"
 	"proxy = http://127.0.0.1:3128\n"
-	"mirrors = http://cache-tier.internal/blobs, https://m2.internal/b\n"
+	"mirrors = https://cache-tier.internal/blobs, http://127.0.0.1:8080/v2/m/blobs/{digest}\n"
 	"[audit]\n"
 	"log = /srv/audit.jsonl\n"
 	"syslog = yes\n"
@@ -139,8 +139,9 @@ static void test_every_key(void **state)
 	assert_int_equal(c.low_speed_timeout_ms, 90000);
 	assert_string_equal(c.proxy, "http://127.0.0.1:3128");
 	assert_int_equal(c.n_mirrors, 2);
-	assert_string_equal(c.mirrors[0], "http://cache-tier.internal/blobs");
-	assert_string_equal(c.mirrors[1], "https://m2.internal/b");
+	assert_string_equal(c.mirrors[0], "https://cache-tier.internal/blobs");
+	assert_string_equal(c.mirrors[1],
+			    "http://127.0.0.1:8080/v2/m/blobs/{digest}");
 	assert_string_equal(c.audit_log, "/srv/audit.jsonl");
 	assert_true(c.audit_syslog);
 	assert_int_equal(c.passthrough, POL_PASSTHROUGH_OFF);
@@ -286,7 +287,8 @@ static void test_secrets_refused(void **state)
 	static const char *const bad[] = {
 		"[registry]\nurl = https://user:hunter2@cp.internal/api\n",
 		"[fetch]\nproxy = http://user:hunter2@proxy:3128\n",
-		"[fetch]\nmirrors = http://ok.internal/b https://u:hunter2@m.internal/b\n",
+		"[fetch]\nmirrors = https://ok.internal/b https://u:hunter2@m.internal/b\n",
+		"[fetch]\nmirrors = https://m.internal/v2/{digest}?sig=hunter2\n",
 		"[registry]\nurl = https://cp.internal/api?token=hunter2\n",
 		"[registry]\ntoken = hunter2\n",
 		"[credentials]\nsecret_access_key = hunter2\n",
