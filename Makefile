@@ -32,10 +32,10 @@ endif
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
 	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
-	python3 logrotate systemd \
+	python3 logrotate systemd libmicrohttpd-dev \
 	meson ninja-build clang libclang-rt-dev squid
 
-PKGS := libcurl openssl libxxhash jansson
+PKGS := libcurl openssl libxxhash jansson libmicrohttpd
 
 # The AWS Signature V4 test suite (aws-c-auth), read at run time by
 # tests/unit/test_sources_sigv4.c: the project's shared test data beside

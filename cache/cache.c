@@ -905,6 +905,84 @@ int cache_get_stats(struct cache *c, struct cache_stats *out)
 	return cache_foreach(c, add_to_stats, out);
 }
 
+const uint64_t cache_fetch_bucket_ms[CACHE_FETCH_BUCKETS] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 900000,
+	3600000,
+};
+
+const char *cache_fetch_result_name(enum cache_fetch_result r)
+{
+	switch (r) {
+	case CACHE_FETCH_OK:
+		return "ok";
+	case CACHE_FETCH_VERIFY_FAILED:
+		return "verify_failed";
+	case CACHE_FETCH_SOURCE_FAILED:
+		return "source_failed";
+	case CACHE_FETCH_CANCELED:
+		return "canceled";
+	case CACHE_FETCH_ERROR:
+		return "error";
+	default:
+		return "unknown";
+	}
+}
+
+void cache_count_fetch(struct cache *c, int rc, long long ms)
+{
+	enum cache_fetch_result r;
+	size_t b = 0;
+
+	switch (rc) {
+	case 0:
+		r = CACHE_FETCH_OK;
+		break;
+	case AF_EDIGEST:
+	case AF_ESIZE:
+	case AF_EQUARANTINE:
+		r = CACHE_FETCH_VERIFY_FAILED;
+		break;
+	case AF_ESOURCE:
+	case AF_ETIMEDOUT:
+	case AF_ECRED:
+		r = CACHE_FETCH_SOURCE_FAILED;
+		break;
+	case -ECANCELED:
+		r = CACHE_FETCH_CANCELED;
+		break;
+	default:
+		r = CACHE_FETCH_ERROR;
+		break;
+	}
+	if (ms < 0)
+		ms = 0;
+	while (b < CACHE_FETCH_BUCKETS && (uint64_t)ms > cache_fetch_bucket_ms[b])
+		b++;
+	__atomic_add_fetch(&c->ctr_fetches[r], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->ctr_fetch_buckets[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->ctr_fetch_ms_sum, (uint64_t)ms, __ATOMIC_RELAXED);
+}
+
+void cache_count_verify_failure(struct cache *c)
+{
+	__atomic_add_fetch(&c->ctr_verify_failures, 1, __ATOMIC_RELAXED);
+}
+
+void cache_get_counters(struct cache *c, struct cache_counters *out)
+{
+	for (int i = 0; i < CACHE_FETCH_RESULTS; i++)
+		out->fetches[i] = __atomic_load_n(&c->ctr_fetches[i],
+						  __ATOMIC_RELAXED);
+	for (int i = 0; i <= CACHE_FETCH_BUCKETS; i++)
+		out->fetch_buckets[i] = __atomic_load_n(&c->ctr_fetch_buckets[i],
+							__ATOMIC_RELAXED);
+	out->fetch_ms_sum = __atomic_load_n(&c->ctr_fetch_ms_sum,
+					    __ATOMIC_RELAXED);
+	out->verify_failures = __atomic_load_n(&c->ctr_verify_failures,
+					       __ATOMIC_RELAXED);
+	out->evictions = __atomic_load_n(&c->ctr_evictions, __ATOMIC_RELAXED);
+}
+
 int cache_drop_txn(struct cache *c, MDB_txn *txn, const char *key,
 		   struct idx_rec *rec, enum cache_state state, int err)
 {
@@ -1035,6 +1113,7 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 			    reason, true, *bytes, -1);
 	pol_registration_free(r);
 	idx_rec_release(&rec);
+	__atomic_add_fetch(&c->ctr_evictions, 1, __ATOMIC_RELAXED);
 	af_info("cache: %s: evicted (%s)", key, reason ? reason : "");
 	return 0;
 
@@ -1286,6 +1365,7 @@ int cache_verify(struct cache *c, const struct pol_digest *d, bool quick)
 	if (rc)
 		goto out_close;
 	cache_notify_drop(c, d->str);
+	cache_count_verify_failure(c);
 	af_warn("cache: %s: quarantined by verify: %s", d->str, reason);
 	r = rec_registration(&rec);
 	if (r)

@@ -286,6 +286,41 @@ struct cache_stats {
 };
 int cache_get_stats(struct cache *c, struct cache_stats *out);
 
+/*
+ * Event counters of this cache instance (DESIGN §13 metrics), kept with
+ * atomics and read without any lock: a scrape never waits on a fetch.
+ * A fetch is one fetch job that ran (not an ensure that found the blob
+ * verified); its result: ok, verify_failed (digest or size mismatch:
+ * quarantined), source_failed (the source, a timeout or a refused
+ * credential, after retries), canceled (cache_close), error (local:
+ * ENOSPC, EIO, ENOMEM). Its duration, start to verdict, goes into a
+ * histogram with the bounds below (milliseconds; the last bucket is +Inf).
+ */
+enum cache_fetch_result {
+	CACHE_FETCH_OK = 0,
+	CACHE_FETCH_VERIFY_FAILED,
+	CACHE_FETCH_SOURCE_FAILED,
+	CACHE_FETCH_CANCELED,
+	CACHE_FETCH_ERROR,
+	CACHE_FETCH_RESULTS
+};
+const char *cache_fetch_result_name(enum cache_fetch_result r);
+
+#define CACHE_FETCH_BUCKETS 12
+extern const uint64_t cache_fetch_bucket_ms[CACHE_FETCH_BUCKETS];
+
+struct cache_counters {
+	uint64_t fetches[CACHE_FETCH_RESULTS];
+	uint64_t verify_failures;	/* quarantines: fetches and cache_verify */
+	uint64_t evictions;		/* by this instance: LRU and explicit */
+	/* Not cumulative: [i] counts fetches of at most bucket_ms[i] and
+	 * more than [i-1]; [CACHE_FETCH_BUCKETS] the rest. */
+	uint64_t fetch_buckets[CACHE_FETCH_BUCKETS + 1];
+	uint64_t fetch_ms_sum;
+};
+/* Copies the counters (relaxed atomic loads; no lock). */
+void cache_get_counters(struct cache *c, struct cache_counters *out);
+
 /* Path of the data file for d into buf. Returns buf, or NULL if too small. */
 char *cache_blob_path(struct cache *c, const struct pol_digest *d, char *buf,
 		      size_t len);

@@ -115,7 +115,18 @@ struct cache {
 	unsigned size_workers;		/* threads started; c->lock */
 	unsigned size_busy;		/* of them, on a request; c->lock */
 	pthread_cond_t size_cond;	/* work for size threads; c->lock */
+	/* cache_counters: __atomic, no lock (read by a metrics scrape). */
+	uint64_t ctr_fetches[CACHE_FETCH_RESULTS];
+	uint64_t ctr_verify_failures;
+	uint64_t ctr_evictions;
+	uint64_t ctr_fetch_buckets[CACHE_FETCH_BUCKETS + 1];
+	uint64_t ctr_fetch_ms_sum;
 };
+
+/* Counts one fetch job's end (rc as job_run returns it) and its duration. */
+void cache_count_fetch(struct cache *c, int rc, long long ms);
+/* Counts one quarantine (digest or size mismatch). */
+void cache_count_verify_failure(struct cache *c);
 
 /* cache.c */
 char *cache_data_path(const struct cache *c, const char *digest_str,

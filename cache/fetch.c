@@ -1191,6 +1191,7 @@ static int job_quarantine(struct job *j, int err, const char *reason)
 	pthread_mutex_unlock(&c->lock);
 	snprintf(why, sizeof(why), "%s (backing off %lld s)", reason,
 		 delay / 1000);
+	cache_count_verify_failure(c);
 	af_warn("cache: %s: quarantined: %s", j->key, why);
 	job_audit(j, "verify_failed", why, false, 0, -1);
 	j->audited = true;
@@ -1410,6 +1411,7 @@ static int job_run(struct job *j)
 		return rc;
 	test_step(j, "acquired");
 	rc = job_fetch(j, t0);
+	cache_count_fetch(j->c, rc, af_now_ms() - t0);
 	if (j->src) {
 		src_close(j->src);
 		j->src = NULL;

@@ -258,6 +258,7 @@ void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
 {
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
 
+	fs_count_open(ctx, ENOENT);
 	audit_emit(ctx->audit, &(struct audit_event){
 		.event = "lookup_unregistered", .project = project,
 		.name = name, .digest = digest, .has_ids = true,

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct pol_config;
 struct audit;
@@ -97,6 +98,29 @@ void fs_free(struct fs_ctx *fs);
  * never from a FUSE request. fs == NULL or not mounted: nothing.
  */
 void fs_catalog_changed(struct fs_ctx *fs);
+
+/*
+ * Open outcomes since the session began (DESIGN §13
+ * artifactfs_opens_total{result}), by the errno the opener got: EACCES
+ * denied, EIO eio, EAGAIN eagain (O_NONBLOCK, fetch started), EINTR eintr;
+ * enoent also counts lookups of names no registration backs (such an open
+ * never reaches open). Anything else (EROFS, EISDIR, ENOMEM, …) is other.
+ */
+enum fs_open_result {
+	FS_OPEN_OK = 0,
+	FS_OPEN_DENIED,
+	FS_OPEN_ENOENT,
+	FS_OPEN_EIO,
+	FS_OPEN_EAGAIN,
+	FS_OPEN_EINTR,
+	FS_OPEN_OTHER,
+	FS_OPEN_RESULTS
+};
+struct fs_stats {
+	uint64_t opens[FS_OPEN_RESULTS];
+};
+/* Copies the counters: relaxed atomic loads, no lock (a metrics scrape). */
+void fs_get_stats(struct fs_ctx *fs, struct fs_stats *out);
 
 /*
  * Splits "name@ref" at the last '@'. Returns false when there is no '@',

@@ -56,6 +56,50 @@ static bool pending_claim(struct fs_pending *p)
 	return won;
 }
 
+void fs_count_open(struct fs_ctx *ctx, int err)
+{
+	enum fs_open_result r;
+
+	switch (err) {
+	case 0:
+		r = FS_OPEN_OK;
+		break;
+	case EACCES:
+		r = FS_OPEN_DENIED;
+		break;
+	case ENOENT:
+		r = FS_OPEN_ENOENT;
+		break;
+	case EIO:
+		r = FS_OPEN_EIO;
+		break;
+	case EAGAIN:
+		r = FS_OPEN_EAGAIN;
+		break;
+	case EINTR:
+		r = FS_OPEN_EINTR;
+		break;
+	default:
+		r = FS_OPEN_OTHER;
+		break;
+	}
+	__atomic_add_fetch(&ctx->stat_opens[r], 1, __ATOMIC_RELAXED);
+}
+
+void fs_get_stats(struct fs_ctx *ctx, struct fs_stats *out)
+{
+	for (int i = 0; i < FS_OPEN_RESULTS; i++)
+		out->opens[i] = __atomic_load_n(&ctx->stat_opens[i],
+						__ATOMIC_RELAXED);
+}
+
+/* The one error reply of an open, counted (DESIGN §13). */
+static void open_reply_err(struct fs_ctx *ctx, fuse_req_t req, int err)
+{
+	fs_count_open(ctx, err);
+	fuse_reply_err(req, err);
+}
+
 /* Kernel interrupt (Ctrl-C on a waiting open): EINTR, the fetch goes on. */
 static void open_interrupted(fuse_req_t req, void *data)
 {
@@ -74,7 +118,7 @@ static void open_interrupted(fuse_req_t req, void *data)
 	}
 	pthread_mutex_unlock(&ctx->pending_lock);
 	if (won)
-		fuse_reply_err(req, EINTR);
+		open_reply_err(ctx, req, EINTR);
 }
 
 static void audit_open_result(struct fs_pending *p, const char *event,
@@ -236,26 +280,26 @@ static void finish_open(struct fs_pending *p, int err)
 
 	if (err < 0) {
 		audit_open_result(p, "open_denied", "deny", af_strerror(err), NULL);
-		fuse_reply_err(p->req, af_errno(err));
+		open_reply_err(ctx, p->req, af_errno(err));
 		return;
 	}
 	err = recheck(p, reason, sizeof(reason));
 	if (err < 0) {
 		audit_open_result(p, "open_denied", "deny", reason, NULL);
-		fuse_reply_err(p->req, af_errno(err));
+		open_reply_err(ctx, p->req, af_errno(err));
 		return;
 	}
 	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size, NULL);
 	if (fd < 0) {
 		/* Evicted between verification and open: rare; the caller retries. */
 		audit_open_result(p, "open_denied", "deny", af_strerror(fd), NULL);
-		fuse_reply_err(p->req, EIO);
+		open_reply_err(ctx, p->req, EIO);
 		return;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		close(fd);
-		fuse_reply_err(p->req, ENOMEM);
+		open_reply_err(ctx, p->req, ENOMEM);
 		return;
 	}
 	atomic_store(&p->inode->open_size, size + 1);
@@ -266,7 +310,7 @@ static void finish_open(struct fs_pending *p, int err)
 	p->fi.fh = fs_handles_add(&ctx->handles, h, handle_free);
 	if (!p->fi.fh) {
 		handle_free(h);
-		fuse_reply_err(p->req, ENOMEM);
+		open_reply_err(ctx, p->req, ENOMEM);
 		return;
 	}
 	p->fi.direct_io = 0;
@@ -279,6 +323,7 @@ static void finish_open(struct fs_pending *p, int err)
 		return;
 	}
 	atomic_fetch_add(&ctx->opens, 1);
+	fs_count_open(ctx, 0);
 	audit_open_result(p, "open", "allow", NULL,
 			  pol_registration_deprecated(p->reg) ? "deprecated" : NULL);
 }
@@ -309,22 +354,22 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int denied = 0, rc;
 
 	if (!n) {
-		fuse_reply_err(req, ENOENT);
+		open_reply_err(ctx, req, ENOENT);
 		return;
 	}
 	if (n->kind != FS_BLOB) {
-		fuse_reply_err(req, n->kind == FS_CHANNEL ? ELOOP : EISDIR);
+		open_reply_err(ctx, req, n->kind == FS_CHANNEL ? ELOOP : EISDIR);
 		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		open_reply_err(ctx, req, EROFS);
 		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		fuse_reply_err(req, ENOMEM);
+		open_reply_err(ctx, req, ENOMEM);
 		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
@@ -339,6 +384,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	p->refs = 1;
 	p->reg = fs_blob_registration(ctx, n, &denied, reason, sizeof(reason));
 	if (!p->reg) {
+		/* Counted as enoent there. */
 		fs_audit_unregistered(ctx, req, n->project, n->name, n->ref);
 		fuse_reply_err(req, ENOENT);
 		pending_put(p);
@@ -346,7 +392,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (denied) {
 		audit_open_result(p, "open_denied", "deny", reason, NULL);
-		fuse_reply_err(req, EACCES);
+		open_reply_err(ctx, req, EACCES);
 		pending_put(p);
 		return;
 	}
@@ -354,7 +400,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fi->flags & O_NONBLOCK) {
 		rc = cache_ensure(ctx->cache, p->reg, nonblock_fetched, NULL, NULL);
 		if (rc == -EINPROGRESS) {
-			fuse_reply_err(req, EAGAIN);
+			open_reply_err(ctx, req, EAGAIN);
 			pending_put(p);
 			return;
 		}

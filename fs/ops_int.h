@@ -66,7 +66,12 @@ struct fs_ctx {
 	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
 	_Atomic uint64_t reads;		/* read requests served by the daemon */
 	_Atomic uint64_t opens;
+	/* fs_stats: __atomic, no lock (read by a metrics scrape). */
+	uint64_t stat_opens[FS_OPEN_RESULTS];
 };
+
+/* Counts one open outcome by the positive errno the opener gets (0: ok). */
+void fs_count_open(struct fs_ctx *ctx, int err);
 
 /* An open waiting for its fetch (DESIGN §7: replied when the fetch ends). */
 struct fs_pending {

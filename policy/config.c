@@ -92,12 +92,13 @@ static const struct cfg_key cfg_keys[] = {
 	{ "huggingface", "endpoint", CFG_ENDPOINT, F(hf_endpoint), 0, 0 },
 	{ "artifact_store", "endpoint", CFG_ENDPOINT,
 	  F(artifact_store_endpoint), 0, 0 },
+	{ "metrics", "listen", CFG_LISTEN, F(metrics_listen), 0, 0 },
 };
 #undef F
 
 static const char *const cfg_sections[] = {
 	"cache", "registry", "policy", "credentials", "fetch", "audit", "fs",
-	"daemon", "log",
+	"daemon", "log", "metrics",
 	"s3", "gcs", "azure_blob", "huggingface", "artifact_store",
 };
 

@@ -112,11 +112,19 @@ const char *src_redacted_uri(const struct src *s);
  */
 bool src_range_ignored(const struct src *s);
 
-/* Counters since the context was created (for tests and bench). */
+/* Source types counted apart: indexed by enum pol_source_type (< this). */
+#define SRC_TYPE_MAX 8
+
+/*
+ * Counters since the context was created (tests, bench, metrics). Read
+ * with relaxed atomic loads, no lock.
+ */
 struct src_stats {
 	uint64_t requests;	/* HTTP requests started */
 	uint64_t retries;	/* requests retried after a failure */
 	uint64_t bytes;		/* body bytes delivered to on_data */
+	/* Bytes delivered to on_data by ranges of sources of each type. */
+	uint64_t type_bytes[SRC_TYPE_MAX];
 };
 void src_ctx_stats(struct src_ctx *ctx, struct src_stats *out);
 

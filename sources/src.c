@@ -97,6 +97,9 @@ void src_ctx_stats(struct src_ctx *ctx, struct src_stats *out)
 	out->requests = __atomic_load_n(&ctx->stat_requests, __ATOMIC_RELAXED);
 	out->retries = __atomic_load_n(&ctx->stat_retries, __ATOMIC_RELAXED);
 	out->bytes = __atomic_load_n(&ctx->stat_bytes, __ATOMIC_RELAXED);
+	for (int t = 0; t < SRC_TYPE_MAX; t++)
+		out->type_bytes[t] = __atomic_load_n(&ctx->stat_type_bytes[t],
+						     __ATOMIC_RELAXED);
 }
 
 int src_open(struct src_ctx *ctx, const struct pol_registration *r,
@@ -145,14 +148,70 @@ int src_size(struct src *s, uint64_t *size, char *reason, size_t reasonlen)
 	return s->ops->size(s, size, reason, reasonlen);
 }
 
+/*
+ * Bytes per source type (DESIGN §13 artifactfs_fetch_bytes_total): every
+ * range goes through this wrapper of the caller's callbacks (all of them,
+ * more included), whatever the type's read_range does inside (mirrors,
+ * redirects, retries), so each byte delivered is counted once, for the
+ * registration's type.
+ */
+struct counted_range {
+	struct src_range_cb cb;		/* the caller's */
+	uint64_t *counter;		/* ctx->stat_type_bytes[type] */
+};
+
+static int counted_data(void *arg, uint64_t off, const void *buf, size_t len)
+{
+	struct counted_range *cr = arg;
+	int rc = cr->cb.on_data(cr->cb.arg, off, buf, len);
+
+	if (rc == 0)
+		__atomic_add_fetch(cr->counter, len, __ATOMIC_RELAXED);
+	return rc;
+}
+
+static uint64_t counted_more(void *arg)
+{
+	struct counted_range *cr = arg;
+
+	return cr->cb.more(cr->cb.arg);
+}
+
+static void counted_done(void *arg, int err, const char *reason)
+{
+	struct counted_range *cr = arg;
+	struct src_range_cb cb = cr->cb;
+
+	free(cr);
+	cb.on_done(cb.arg, err, reason);
+}
+
 int src_read_range(struct src *s, uint64_t off, uint64_t len,
 		   const struct src_range_cb *cb)
 {
+	struct src_range_cb wrapped;
+	struct counted_range *cr;
+	int rc;
+
 	if (cb == NULL || cb->on_data == NULL || cb->on_done == NULL)
 		return -EINVAL;
 	if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
 		return -EINVAL;
-	return s->ops->read_range(s, off, len, cb);
+	if (s->type <= 0 || s->type >= SRC_TYPE_MAX)
+		return s->ops->read_range(s, off, len, cb);
+	cr = malloc(sizeof(*cr));
+	if (cr == NULL)
+		return -ENOMEM;
+	cr->cb = *cb;
+	cr->counter = &s->ctx->stat_type_bytes[s->type];
+	wrapped = (struct src_range_cb){ .on_data = counted_data,
+		.on_done = counted_done, .arg = cr,
+		.more = cb->more ? counted_more : NULL };
+	rc = s->ops->read_range(s, off, len, &wrapped);
+	/* Not submitted: on_done will not come to free it. */
+	if (rc != 0)
+		free(cr);
+	return rc;
 }
 
 void src_close(struct src *s)

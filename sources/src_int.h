@@ -23,6 +23,7 @@ struct src_ctx {
 	uint64_t stat_requests;
 	uint64_t stat_retries;
 	uint64_t stat_bytes;
+	uint64_t stat_type_bytes[SRC_TYPE_MAX];
 };
 
 struct src {

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,7 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct fs_mount_opts opts;
+	char mp[PATH_MAX];
 	struct stat sb;
 	int c, rc;
 
@@ -94,6 +96,13 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			opts.mountpoint);
 		return EXIT_FAIL;
 	}
+	/* Absolute: the daemon works from / (the probe, the final unmount). */
+	if (!realpath(opts.mountpoint, mp)) {
+		fprintf(stderr, "artifactfs mount: mount point %s: %s\n",
+			opts.mountpoint, strerror(errno));
+		return EXIT_FAIL;
+	}
+	opts.mountpoint = mp;
 	if (cli_load_config(cli))
 		return EXIT_FAIL;
 	/*

@@ -24,6 +24,7 @@
 #include "../policy/config.h"
 #include "../sources/source.h"
 #include "daemon.h"
+#include "metrics.h"
 #include "notify.h"
 #include "privsep.h"
 
@@ -65,6 +66,8 @@ struct daemon {
 	struct cache *cache;
 	struct fs_ctx *fs;
 	struct privsep *priv;		/* with [daemon] run_as */
+	int metrics_fd;			/* bound, until metrics_start takes it */
+	struct metrics *metrics;	/* with [metrics] listen */
 
 	/* Readiness (DESIGN §13). */
 	struct notify notify;		/* the service manager, if any */
@@ -79,6 +82,12 @@ static void daemon_release(struct daemon *d)
 {
 	reload_fd = -1;
 	signal(SIGHUP, SIG_DFL);
+	/* First: a scrape reads every context below. */
+	metrics_stop(d->metrics);
+	d->metrics = NULL;
+	if (d->metrics_fd >= 0)
+		close(d->metrics_fd);
+	d->metrics_fd = -1;
 	/* The catalog's threads stop before anything they touch goes. */
 	ctl_catalog_stop(d->catalog);
 	/* Before the session goes: answers every open still waiting. */
@@ -369,7 +378,7 @@ static void on_reload(void *arg, const char *why)
 int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 {
 	struct daemon d = { .cfg = cfg, .mountpoint = opts->mountpoint,
-			    .ready_fd = -1 };
+			    .ready_fd = -1, .metrics_fd = -1 };
 	struct fs_deps deps;
 	struct sigaction sa;
 	bool drop;
@@ -403,6 +412,12 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = catalog_first_load(cfg, d.catalog);
 	if (rc < 0)
 		goto out;
+	/* Bound now: a busy port fails the command, as root, before the fork. */
+	if (cfg->metrics_listen) {
+		rc = d.metrics_fd = metrics_bind(cfg->metrics_listen);
+		if (rc < 0)
+			goto out;
+	}
 	deps = (struct fs_deps){ .cfg = cfg, .audit = d.audit,
 				 .catalog = d.catalog };
 	rc = fs_new(&deps, opts, &d.fs);
@@ -448,6 +463,17 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 		af_err("catalog: cannot start the reload thread: %s",
 		       af_strerror(rc));
 		goto out;
+	}
+	if (d.metrics_fd >= 0) {
+		struct metrics_deps md = { .cfg = cfg, .fs = d.fs,
+			.cache = d.cache, .srcs = d.srcs, .catalog = d.catalog };
+		int fd = d.metrics_fd;
+
+		d.metrics_fd = -1;	/* taken, closed on failure too */
+		rc = metrics_start(fd, &md, &d.metrics);
+		if (rc < 0)
+			goto out;
+		af_info("metrics: serving /metrics on %s", cfg->metrics_listen);
 	}
 	rc = -pthread_create(&d.probe, NULL, probe_main, &d);
 	if (rc < 0) {

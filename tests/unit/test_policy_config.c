@@ -106,7 +106,9 @@ static const char full_ini[] =
 	"[huggingface]\n"
 	"endpoint = https://huggingface.co\n"
 	"[artifact_store]\n"
-	"endpoint = https://artifact-store.internal/api//\n";
+	"endpoint = https://artifact-store.internal/api//\n"
+	"[metrics]\n"
+	"listen = 127.0.0.1:9464\n";
 
 static void test_every_key(void **state)
 {
@@ -158,6 +160,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c.hf_endpoint, "https://huggingface.co");
 	assert_string_equal(c.artifact_store_endpoint,
 			    "https://artifact-store.internal/api");
+	assert_string_equal(c.metrics_listen, "127.0.0.1:9464");
 	pol_config_release(&c);
 }
 
@@ -225,6 +228,12 @@ static void test_errors(void **state)
 		     "a.conf:2: format: must be text or json");
 	expect_error("[log]\nlevel = debug\n",
 		     "a.conf:2: unknown key \"level\" in [log]");
+	expect_error("[metrics]\nlisten = :9464\n",
+		     "a.conf:2: listen: give the address to listen on: 127.0.0.1:PORT for this node only, or 0.0.0.0:PORT for every interface");
+	expect_error("[metrics]\nlisten = 127.0.0.1:99999\n",
+		     "a.conf:2: listen: port must be a number from 1 to 65535");
+	expect_error("[metrics]\nlisten = metrics.internal:9464\n",
+		     "a.conf:2: listen: want an IP address (IPV4:PORT or [IPV6]:PORT), not a host name");
 	/* First error wins. */
 	expect_error("[fetch]\nfoo = 1\nbar = 2\n",
 		     "a.conf:2: unknown key \"foo\" in [fetch]");
