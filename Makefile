@@ -61,6 +61,10 @@ ALL_CFLAGS = -std=gnu11 $(CFLAGS) $(WARN) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 \
 	-pthread -I. -DAF_BINDIR=\"$(BINDIR)\" $(FUSE_CFLAGS) $(PKG_CFLAGS) -MMD -MP
 LIBS = $(FUSE_LIBS) $(PKG_LIBS) $(LMDB_LIBS) $(INIH_LIBS) -lpthread
 
+# The test builds carry the fault-injection points (af_hook, policy/af.h).
+ifneq ($(filter 1,$(SAN) $(HOOKS)),)
+ALL_CFLAGS += -DAF_TEST_HOOKS
+endif
 ifeq ($(SAN),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
@@ -174,7 +178,7 @@ TSAN_TESTS ?= t_fetch t_races t_faults
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/tsan CC=clang \
 		CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
-		all $(TSAN_UNITS)
+		HOOKS=1 all $(TSAN_UNITS)
 	$(Q)export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1"; \
 		AF_BUILD=$(abspath build/tsan) sh tests/run_unit.sh $(TSAN_UNITS) && \
 		AF_BUILD=$(abspath build/tsan) AF_TESTS="$(TSAN_TESTS)" \

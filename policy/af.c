@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -317,3 +319,72 @@ char *af_rfc3339(long long epoch_s, char *buf, size_t len)
 		buf[0] = '\0';
 	return buf;
 }
+
+#ifdef AF_TEST_HOOKS
+#define HOOKS_MAX	8
+
+struct hook {
+	char name[64];
+	char action[32];
+	unsigned long at;	/* hit that fires; 0: every hit */
+	unsigned long hits;	/* __atomic */
+};
+
+/* Parsed once from AF_HOOK; read-only afterwards but for the counters. */
+static struct hook hooks[HOOKS_MAX];
+static size_t n_hooks;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void hooks_parse(void)
+{
+	const char *env = getenv("AF_HOOK");
+	char buf[512], *save = NULL, *tok;
+
+	if (!env || strlen(env) >= sizeof(buf))
+		return;
+	memcpy(buf, env, strlen(env) + 1);
+	for (tok = strtok_r(buf, ",", &save); tok && n_hooks < HOOKS_MAX;
+	     tok = strtok_r(NULL, ",", &save)) {
+		struct hook *h = &hooks[n_hooks];
+		char *eq = strchr(tok, '='), *at;
+
+		if (!eq || (size_t)(eq - tok) >= sizeof(h->name))
+			continue;
+		*eq = '\0';
+		at = strchr(eq + 1, '@');
+		h->at = 1;
+		if (at) {
+			*at = '\0';
+			h->at = strtoul(at + 1, NULL, 10);
+		}
+		snprintf(h->name, sizeof(h->name), "%s", tok);
+		snprintf(h->action, sizeof(h->action), "%s", eq + 1);
+		n_hooks++;
+	}
+}
+
+void af_hook(const char *name)
+{
+	pthread_once(&hooks_once, hooks_parse);
+	for (size_t i = 0; i < n_hooks; i++) {
+		struct hook *h = &hooks[i];
+		unsigned long n;
+
+		if (strcmp(h->name, name) != 0)
+			continue;
+		n = __atomic_add_fetch(&h->hits, 1, __ATOMIC_RELAXED);
+		if (h->at && n != h->at)
+			continue;
+		af_log(AF_LOG_WARN, "test hook %s: %s (hit %lu)", name,
+		       h->action, n);
+		if (strcmp(h->action, "kill") == 0)
+			raise(SIGKILL);
+		else if (strcmp(h->action, "abort") == 0)
+			abort();
+		else if (strcmp(h->action, "exit") == 0)
+			_exit(3);
+		else if (strncmp(h->action, "sleep:", 6) == 0)
+			usleep((useconds_t)strtoul(h->action + 6, NULL, 10) * 1000);
+	}
+}
+#endif

@@ -100,4 +100,20 @@ long long af_wall_ms(void);
  */
 char *af_rfc3339(long long epoch_s, char *buf, size_t len);
 
+/*
+ * Fault-injection points for tests (crash consistency, live upgrade), in
+ * the builds make check runs (-DAF_TEST_HOOKS); a release build has none.
+ * The environment variable AF_HOOK lists "name=action[@N]" entries,
+ * comma-separated; at the Nth hit of the point (default 1, "@0" every
+ * hit), action runs: "kill" (SIGKILL to this process), "abort", "exit"
+ * (exit code 3), or "sleep:MS". Thread-safe.
+ */
+#ifdef AF_TEST_HOOKS
+void af_hook(const char *name);
+#define AF_HAVE_HOOKS 1
+#else
+static inline void af_hook(const char *name) { (void)name; }
+#define AF_HAVE_HOOKS 0
+#endif
+
 #endif
