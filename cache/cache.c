@@ -240,6 +240,12 @@ out_free:
 	return rc;
 }
 
+void cache_drain(struct cache *c, long max_ms)
+{
+	if (c)
+		fetch_drain(c, max_ms);
+}
+
 void cache_close(struct cache *c)
 {
 	if (!c)

@@ -59,6 +59,14 @@ int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
  * nothing. Partial blobs stay in the index and resume on the next open.
  */
 void cache_close(struct cache *c);
+/*
+ * Before a cache_close that hands the fetches to another process (a live
+ * upgrade, DESIGN §13): no new range is started, and the ranges in flight
+ * are waited for, at most max_ms, so that what they bring is recorded and
+ * the next fetch resumes after it instead of downloading it again.
+ * Waiters are not told anything. Call once, then cache_close.
+ */
+void cache_drain(struct cache *c, long max_ms);
 
 enum cache_state {
 	CACHE_NONE = 0,		/* nothing known */

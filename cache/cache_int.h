@@ -99,6 +99,7 @@ struct cache {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* any job event; waits with c->lock */
 	bool closing;			/* c->lock (read atomically too) */
+	bool draining;			/* no new range (cache_drain); c->lock */
 	struct job *jobs;		/* running jobs; c->lock */
 	struct job *finished;		/* jobs to join and free; c->lock */
 	unsigned inflight;		/* ranges in flight, all jobs; c->lock */
@@ -187,6 +188,8 @@ bool fetch_cancel(struct cache *c, struct cache_waiter *w);
 void fetch_reap(struct cache *c);
 /* Starts the heartbeat thread (cache_open, when fetching is possible). */
 int fetch_keeper_start(struct cache *c);
+/* No new range; waits up to max_ms for those in flight (cache_drain). */
+void fetch_drain(struct cache *c, long max_ms);
 /* Stops every job (waiters get -ECANCELED) and joins them and the keeper. */
 void fetch_shutdown(struct cache *c);
 

@@ -1097,7 +1097,7 @@ static int job_transfer(struct job *j, struct hash *h, unsigned char *buf)
 		limit = c->cap / (c->active ? c->active : 1);
 		if (limit < 1)
 			limit = 1;
-		if (j->probing || c->inflight >= c->cap) {
+		if (j->probing || c->inflight >= c->cap || c->draining) {
 			/* wait below */
 		} else if (j->submitted && src_range_ignored(j->src)) {
 			/* Sequential: one range over what is missing, once. */
@@ -1723,6 +1723,18 @@ int fetch_keeper_start(struct cache *c)
 		return -rc;
 	c->keeper_started = true;
 	return 0;
+}
+
+void fetch_drain(struct cache *c, long max_ms)
+{
+	long long deadline = af_now_ms() + max_ms;
+
+	pthread_mutex_lock(&c->lock);
+	c->draining = true;
+	pthread_cond_broadcast(&c->cond);
+	while (c->inflight > 0 && af_now_ms() < deadline)
+		cache_wait_ms(c, &c->cond, 100);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void fetch_shutdown(struct cache *c)
