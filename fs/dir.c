@@ -334,3 +334,100 @@ void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fs_handles_close(&ctx->handles, fi->fh);
 	fuse_reply_err(req, 0);
 }
+
+/* ---- live upgrade: open directories (handover.c) ------------------------- */
+
+struct dir_export {
+	json_t *v;
+	int err;
+};
+
+static void export_dir(void *arg, uint64_t id, void *obj,
+		       void (*free_fn)(void *obj))
+{
+	struct dir_export *x = arg;
+	struct fs_dir *d = obj;
+	json_t *ents, *e;
+
+	if (free_fn != dir_free || x->err)
+		return;
+	ents = json_array();
+	e = json_pack("{s:I, s:i, s:I, s:s*, s:o*}", "fh", (json_int_t)id,
+		      "kind", (int)d->kind, "ino", (json_int_t)d->ino,
+		      "project", d->project, "entries", ents);
+	for (size_t i = 0; e && i < d->n; i++) {
+		const struct fs_dent *de = &d->ents[i];
+
+		if (json_array_append_new(ents, json_pack("[s, i, i]",
+				d->names + de->off, (int)de->at,
+				(int)de->kind)) < 0) {
+			json_decref(e);
+			e = NULL;
+		}
+	}
+	if (!e || json_array_append_new(x->v, e) < 0)
+		x->err = -ENOMEM;
+}
+
+int fs_dir_export(struct fs_ctx *ctx, json_t *doc)
+{
+	struct dir_export x = { .v = json_array() };
+
+	if (!x.v)
+		return -ENOMEM;
+	fs_handles_foreach(&ctx->handles, export_dir, &x);
+	if (x.err) {
+		json_decref(x.v);
+		return x.err;
+	}
+	return json_object_set_new(doc, "dirs", x.v) < 0 ? -ENOMEM : 0;
+}
+
+int fs_dir_adopt(struct fs_ctx *ctx, const json_t *doc)
+{
+	const json_t *v = json_object_get(doc, "dirs"), *e, *ent;
+	size_t i, k;
+
+	json_array_foreach(v, i, e) {
+		json_t *ents = NULL;
+		const char *project = NULL;
+		json_int_t fh = 0, ino = 0;
+		int kind = 0, rc = 0;
+		struct fs_dir *d;
+
+		if (json_unpack((json_t *)e, "{s:I, s:i, s:I, s?s, s:o}", "fh",
+				&fh, "kind", &kind, "ino", &ino, "project",
+				&project, "entries", &ents) < 0 || fh <= 0 ||
+		    (kind != FS_ROOT && kind != FS_PROJECT) ||
+		    (kind == FS_PROJECT && !project) || !json_is_array(ents))
+			return -EPROTO;
+		d = calloc(1, sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		d->kind = (enum fs_kind)kind;
+		d->ino = (uint64_t)ino;
+		if (project && !(d->project = strdup(project)))
+			rc = -ENOMEM;
+		json_array_foreach(ents, k, ent) {
+			const char *name = NULL;
+			int at = 0, ek = 0;
+
+			if (rc)
+				break;
+			if (json_unpack((json_t *)ent, "[s, i, i]", &name, &at, &ek) < 0 ||
+			    at < 0 || (size_t)at > strlen(name) ||
+			    ek < FS_ROOT || ek > FS_CHANNEL)
+				rc = -EPROTO;
+			else
+				rc = dir_add(d, name, (size_t)at, (enum fs_kind)ek);
+		}
+		if (rc == 0)
+			rc = fs_handles_restore(&ctx->handles, (uint64_t)fh, d,
+						dir_free);
+		if (rc < 0) {
+			dir_free(d);
+			return rc;
+		}
+	}
+	return 0;
+}

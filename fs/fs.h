@@ -123,6 +123,50 @@ struct fs_stats {
 void fs_get_stats(struct fs_ctx *fs, struct fs_stats *out);
 
 /*
+ * Live upgrade (DESIGN §13). The state the kernel holds references to —
+ * inode numbers with their lookup counts, open handles, passthrough
+ * backing ids, opens waiting for a fetch, the kernel's INIT — moves to a
+ * new process as a JSON document plus file descriptors (tools/upgrade.h
+ * carries them).
+ *
+ * The old daemon: fs_request_stop (any thread) makes fs_serve return with
+ * every request it read answered and nothing more read; fs_handover_hold
+ * takes the opens still waiting away from the cache (close it after);
+ * fs_handover_export describes the rest; then fs_handover_done (the new
+ * daemon has it: fs_free must neither answer nor unmount anything), or
+ * fs_handover_resume with a cache set again (serve on).
+ *
+ * The new daemon: fs_adopt instead of fs_mount, then (after fs_set_cache,
+ * once the old daemon let go) fs_adopt_resume. Returns: 0 or -errno.
+ */
+#include <jansson.h>
+void fs_request_stop(struct fs_ctx *fs);
+/* Whether the last fs_serve returned for fs_request_stop. */
+bool fs_stop_requested(const struct fs_ctx *fs);
+void fs_handover_hold(struct fs_ctx *fs);
+/*
+ * *doc (caller decrefs) refers to (*fds)[i] by index; the fds stay fs's
+ * (send copies). The device fd is first.
+ */
+int fs_handover_export(struct fs_ctx *fs, json_t **doc, int **fds,
+		       size_t *nfds);
+void fs_handover_done(struct fs_ctx *fs);
+int fs_handover_resume(struct fs_ctx *fs);
+/*
+ * Takes the fds it keeps (their entries become -1); the rest stay the
+ * caller's. Until fs_adopt_resume, fs_free leaves the mount alone.
+ */
+int fs_adopt(struct fs_ctx *fs, const char *mountpoint, const json_t *doc,
+	     int *fds, size_t nfds);
+int fs_adopt_resume(struct fs_ctx *fs);
+/*
+ * The passthrough backing ids registered now (for a privileged helper
+ * that must be allowed to close them). Fills at most max; returns the
+ * count.
+ */
+size_t fs_backing_ids(struct fs_ctx *fs, int *ids, size_t max);
+
+/*
  * Splits "name@ref" at the last '@'. Returns false when there is no '@',
  * the name part is empty or the ref is empty. name gets a copy of at most
  * namelen-1 bytes (false if longer); *ref points into s.

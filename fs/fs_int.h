@@ -108,6 +108,19 @@ void fs_inodes_foreach(struct fs_inodes *t,
 		       void *arg);
 
 /*
+ * Live upgrade (DESIGN §13): puts back an inode under the number the
+ * kernel knows it by, with the kernel's lookup count (the root: only
+ * found); *out is valid while the table holds it (no reference taken).
+ * 0, -EEXIST (the number or the key is taken), -EINVAL or -ENOMEM. The
+ * next number to give, and raising it (numbers are never reused).
+ */
+int fs_inodes_restore(struct fs_inodes *t, uint64_t ino, enum fs_kind kind,
+		      const char *project, const char *name, const char *ref,
+		      uint64_t nlookup, struct fs_inode **out);
+uint64_t fs_inodes_next(struct fs_inodes *t);
+void fs_inodes_set_next(struct fs_inodes *t, uint64_t next);
+
+/*
  * Open handles (files and directories). The kernel can deliver a release
  * while a read or readdir of the same handle is still being answered on
  * another worker thread, so fi->fh carries an id, never a pointer: a
@@ -140,5 +153,20 @@ void *fs_handles_get(struct fs_handles *t, uint64_t id);
 void fs_handles_put(struct fs_handles *t, uint64_t id);
 /* Unlinks id; the object is freed now or when the last reference drops. */
 void fs_handles_close(struct fs_handles *t, uint64_t id);
+
+/*
+ * Live upgrade (DESIGN §13): every open handle, under the table lock (fn
+ * must not call into the table); the next id to give; an object put back
+ * under the id the kernel knows it by (0, -EEXIST or -ENOMEM); the next
+ * id raised to at least id.
+ */
+void fs_handles_foreach(struct fs_handles *t,
+			void (*fn)(void *arg, uint64_t id, void *obj,
+				   void (*free_fn)(void *obj)),
+			void *arg);
+uint64_t fs_handles_next_id(struct fs_handles *t);
+int fs_handles_restore(struct fs_handles *t, uint64_t id, void *obj,
+		       void (*free_fn)(void *obj));
+void fs_handles_set_next_id(struct fs_handles *t, uint64_t id);
 
 #endif

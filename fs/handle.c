@@ -142,3 +142,63 @@ void fs_handles_close(struct fs_handles *t, uint64_t id)
 	e->closed = true;
 	drop_locked(t, e, link);
 }
+
+void fs_handles_foreach(struct fs_handles *t,
+			void (*fn)(void *arg, uint64_t id, void *obj,
+				   void (*free_fn)(void *obj)),
+			void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nbuckets; i++)
+		for (struct fs_hent *e = t->buckets[i]; e; e = e->next)
+			if (!e->closed)
+				fn(arg, e->id, e->obj, e->free_fn);
+	pthread_mutex_unlock(&t->lock);
+}
+
+uint64_t fs_handles_next_id(struct fs_handles *t)
+{
+	uint64_t id;
+
+	pthread_mutex_lock(&t->lock);
+	id = t->next_id;
+	pthread_mutex_unlock(&t->lock);
+	return id;
+}
+
+int fs_handles_restore(struct fs_handles *t, uint64_t id, void *obj,
+		       void (*free_fn)(void *obj))
+{
+	struct fs_hent *e;
+	size_t b;
+
+	if (id == 0)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->id = id;
+	e->obj = obj;
+	e->free_fn = free_fn;
+	pthread_mutex_lock(&t->lock);
+	if (find(t, id, NULL)) {
+		pthread_mutex_unlock(&t->lock);
+		free(e);
+		return -EEXIST;
+	}
+	b = id % t->nbuckets;
+	e->next = t->buckets[b];
+	t->buckets[b] = e;
+	if (t->next_id <= id)
+		t->next_id = id + 1;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+void fs_handles_set_next_id(struct fs_handles *t, uint64_t id)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->next_id < id)
+		t->next_id = id;
+	pthread_mutex_unlock(&t->lock);
+}

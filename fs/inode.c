@@ -329,3 +329,69 @@ void fs_inodes_foreach(struct fs_inodes *t,
 				fn(arg, e);
 	pthread_mutex_unlock(&t->lock);
 }
+
+int fs_inodes_restore(struct fs_inodes *t, uint64_t ino, enum fs_kind kind,
+		      const char *project, const char *name, const char *ref,
+		      uint64_t nlookup, struct fs_inode **out)
+{
+	struct fs_inode *n;
+	bool oom = false;
+	uint64_t next;
+
+	if (ino == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (ino == 1) {
+		n = t->root;
+		goto out_found;
+	}
+	for (n = t->by_ino[ino_hash(ino) % t->nbuckets]; n; n = n->ino_next)
+		if (n->ino == ino)
+			break;
+	if (n || find_key(t, kind, project, name, ref)) {
+		pthread_mutex_unlock(&t->lock);
+		return -EEXIST;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOMEM;
+	}
+	n->kind = kind;
+	n->project = dup_or_null(project, &oom);
+	n->name = dup_or_null(name, &oom);
+	n->ref = dup_or_null(ref, &oom);
+	if (oom) {
+		inode_free(n);
+		pthread_mutex_unlock(&t->lock);
+		return -ENOMEM;
+	}
+	/* table_add numbers from next_ino: give it this one, keep the max. */
+	next = t->next_ino;
+	t->next_ino = ino;
+	table_add(t, n);
+	t->next_ino = next > ino + 1 ? next : ino + 1;
+	n->nlookup = nlookup;
+out_found:
+	*out = n;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
+uint64_t fs_inodes_next(struct fs_inodes *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->next_ino;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+void fs_inodes_set_next(struct fs_inodes *t, uint64_t next)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->next_ino < next)
+		t->next_ino = next;
+	pthread_mutex_unlock(&t->lock);
+}

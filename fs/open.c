@@ -30,8 +30,55 @@ static void pending_put(struct fs_pending *p)
 	if (!last)
 		return;
 	fs_inode_put(&ctx->inodes, p->inode);
+	if (p->dev_fd >= 0)
+		close(p->dev_fd);
 	pol_registration_free(p->reg);
 	free(p);
+}
+
+/* The device fd p's request came from (a reply must go back there). */
+static int pending_fd(const struct fs_pending *p)
+{
+	return p->dev_fd >= 0 ? p->dev_fd : fuse_session_fd(p->ctx->se);
+}
+
+static void open_reply_err(struct fs_ctx *ctx, fuse_req_t req, int err);
+
+/* Answers p with err (a positive errno), whichever process read it. */
+static void pending_reply_err(struct fs_pending *p, int err)
+{
+	int rc;
+
+	if (p->req) {
+		open_reply_err(p->ctx, p->req, err);
+		return;
+	}
+	fs_count_open(p->ctx, err);
+	rc = fs_io_reply_raw(pending_fd(p), p->unique, err, NULL, 0);
+	if (rc < 0)
+		af_debug("open %llu: reply: %s", (unsigned long long)p->unique,
+			 af_strerror(rc));
+}
+
+/* Answers p's open with p->fi. 0, or non-zero when the kernel gave up. */
+static int pending_reply_open(struct fs_pending *p)
+{
+	struct fs_open_out o = { 0 };
+
+	if (p->req)
+		return fuse_reply_open(p->req, &p->fi);
+	o.fh = p->fi.fh;
+	if (p->fi.keep_cache)
+		o.open_flags |= FS_FOPEN_KEEP_CACHE;
+	if (p->fi.noflush)
+		o.open_flags |= FS_FOPEN_NOFLUSH;
+#ifdef FUSE_CAP_PASSTHROUGH
+	if (p->fi.backing_id > 0) {
+		o.open_flags |= FS_FOPEN_PASSTHROUGH;
+		o.backing_id = p->fi.backing_id;
+	}
+#endif
+	return fs_io_reply_raw(pending_fd(p), p->unique, 0, &o, sizeof(o));
 }
 
 /* Takes the right to reply for p. True for exactly one caller. */
@@ -153,31 +200,35 @@ static void audit_open_result(struct fs_pending *p, const char *event,
 #ifdef FUSE_CAP_PASSTHROUGH
 /* The backing id for fd (> 0), or -errno; through the privileged helper
  * when there is one (DESIGN §13). */
-static int backing_open(struct fs_ctx *ctx, fuse_req_t req, int fd)
+static int backing_open(struct fs_ctx *ctx, int fd)
 {
+	struct fs_backing_map map = { .fd = fd };
 	int id;
 
 	if (ctx->backing.open)
 		return ctx->backing.open(ctx->backing.arg, fd);
-	id = fuse_passthrough_open(req, fd);
+	/* What fuse_passthrough_open does, with no request needed. */
+	id = ioctl(fuse_session_fd(ctx->se), FS_IOC_BACKING_OPEN, &map);
 	return id > 0 ? id : -(errno ? errno : EIO);
 }
 
-static void backing_close(struct fs_ctx *ctx, fuse_req_t req, int id)
+static void backing_close(struct fs_ctx *ctx, int id)
 {
+	uint32_t u = (uint32_t)id;
 	int rc;
 
 	if (ctx->backing.close)
 		rc = ctx->backing.close(ctx->backing.arg, id);
 	else
-		rc = fuse_passthrough_close(req, id) < 0 ? -errno : 0;
+		rc = ioctl(fuse_session_fd(ctx->se), FS_IOC_BACKING_CLOSE, &u) < 0 ?
+		     -errno : 0;
 	if (rc < 0)
 		af_warn("passthrough: closing backing id %d: %s", id,
 			strerror(-rc));
 }
 #endif
 
-static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
+static void pt_attach(struct fs_ctx *ctx, struct fs_handle *h,
 		      struct fuse_file_info *fi)
 {
 	struct fs_inode *n = h->inode;
@@ -187,7 +238,7 @@ static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (ctx->passthrough && !(n->pt_nopen > 0 && n->pt_fallback)) {
 		if (n->pt_backing_id <= 0) {
-			int id = backing_open(ctx, req, h->fd);
+			int id = backing_open(ctx, h->fd);
 
 			if (id > 0) {
 				n->pt_backing_id = id;
@@ -210,15 +261,13 @@ static void pt_attach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h,
 			h->passthrough = true;
 		}
 	}
-#else
-	(void)req;
 #endif
 	n->pt_fallback = !h->passthrough;
 	n->pt_nopen++;
 	pthread_mutex_unlock(&ctx->pt_lock);
 }
 
-static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
+static void pt_detach(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct fs_inode *n = h->inode;
 
@@ -227,11 +276,9 @@ static void pt_detach(struct fs_ctx *ctx, fuse_req_t req, struct fs_handle *h)
 		n->pt_nopen--;
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (n->pt_nopen == 0 && n->pt_backing_id > 0) {
-		backing_close(ctx, req, n->pt_backing_id);
+		backing_close(ctx, n->pt_backing_id);
 		n->pt_backing_id = 0;
 	}
-#else
-	(void)req;
 #endif
 	if (n->pt_nopen == 0)
 		n->pt_fallback = false;
@@ -280,26 +327,26 @@ static void finish_open(struct fs_pending *p, int err)
 
 	if (err < 0) {
 		audit_open_result(p, "open_denied", "deny", af_strerror(err), NULL);
-		open_reply_err(ctx, p->req, af_errno(err));
+		pending_reply_err(p, af_errno(err));
 		return;
 	}
 	err = recheck(p, reason, sizeof(reason));
 	if (err < 0) {
 		audit_open_result(p, "open_denied", "deny", reason, NULL);
-		open_reply_err(ctx, p->req, af_errno(err));
+		pending_reply_err(p, af_errno(err));
 		return;
 	}
 	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size, NULL);
 	if (fd < 0) {
 		/* Evicted between verification and open: rare; the caller retries. */
 		audit_open_result(p, "open_denied", "deny", af_strerror(fd), NULL);
-		open_reply_err(ctx, p->req, EIO);
+		pending_reply_err(p, EIO);
 		return;
 	}
 	h = calloc(1, sizeof(*h));
 	if (!h) {
 		close(fd);
-		open_reply_err(ctx, p->req, ENOMEM);
+		pending_reply_err(p, ENOMEM);
 		return;
 	}
 	atomic_store(&p->inode->open_size, size + 1);
@@ -310,15 +357,15 @@ static void finish_open(struct fs_pending *p, int err)
 	p->fi.fh = fs_handles_add(&ctx->handles, h, handle_free);
 	if (!p->fi.fh) {
 		handle_free(h);
-		open_reply_err(ctx, p->req, ENOMEM);
+		pending_reply_err(p, ENOMEM);
 		return;
 	}
 	p->fi.direct_io = 0;
 	p->fi.noflush = 1;
-	pt_attach(ctx, p->req, h, &p->fi);
-	if (fuse_reply_open(p->req, &p->fi) != 0) {
+	pt_attach(ctx, h, &p->fi);
+	if (pending_reply_open(p) != 0) {
 		/* The kernel gave up on the request: no release will come. */
-		pt_detach(ctx, p->req, h);
+		pt_detach(ctx, h);
 		fs_handles_close(&ctx->handles, p->fi.fh);
 		return;
 	}
@@ -375,6 +422,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	p->ctx = ctx;
 	p->req = req;
+	p->dev_fd = -1;
 	p->inode = n;
 	p->fi = *fi;
 	p->uid = fc->uid;
@@ -410,6 +458,20 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 
+	/*
+	 * Which request this is and where it came from, so that another
+	 * process can answer it after a live upgrade (io.c): a reply must go
+	 * back on the device fd the request was read from.
+	 */
+	{
+		const struct fs_cur_req *cr = fs_io_current();
+
+		if (cr->fd >= 0 && cr->opcode == FS_OP_OPEN && cr->nodeid == ino) {
+			p->unique = cr->unique;
+			if (cr->fd != fuse_session_fd(ctx->se))
+				p->dev_fd = fcntl(cr->fd, F_DUPFD_CLOEXEC, 3);
+		}
+	}
 	/* Register for interrupts before the fetch can end (see pending_claim). */
 	pthread_mutex_lock(&ctx->pending_lock);
 	p->next = ctx->pending;
@@ -458,10 +520,263 @@ void fs_release(fuse_req_t req, fuse_ino_t ino,
 
 	(void)ino;
 	if (h) {
-		pt_detach(ctx, req, h);
+		pt_detach(ctx, h);
 		fs_handles_put(&ctx->handles, fi->fh);
 		fs_handles_close(&ctx->handles, fi->fh);
 	}
 	fuse_reply_err(req, 0);
 }
 
+
+/* ---- live upgrade (DESIGN §13; handover.c drives these) ------------------ */
+
+void fs_open_hold(struct fs_ctx *ctx)
+{
+	struct fs_pending *p, *next, *bad = NULL;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	for (p = ctx->pending; p; p = next) {
+		next = p->next;
+		p->claimed = true;	/* the cache's callback no longer answers */
+		p->refs++;		/* the hold's own */
+		if (!p->unique) {
+			/* Never read through our I/O: it cannot move. */
+			p->next = bad;
+			bad = p;
+			continue;
+		}
+		p->next = ctx->held;
+		ctx->held = p;
+	}
+	ctx->pending = NULL;
+	pthread_mutex_unlock(&ctx->pending_lock);
+	for (p = bad; p; p = next) {
+		next = p->next;
+		af_err("upgrade: an open of %s@%s cannot be handed over: EINTR",
+		       p->inode->name, p->inode->ref);
+		pending_reply_err(p, EINTR);
+		pending_put(p);
+	}
+}
+
+/* Starts p's fetch (again); p's one reference goes to the callback. */
+static void pending_start(struct fs_ctx *ctx, struct fs_pending *p)
+{
+	int rc;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	p->claimed = false;
+	p->next = ctx->pending;
+	ctx->pending = p;
+	pthread_mutex_unlock(&ctx->pending_lock);
+	rc = cache_ensure(ctx->cache, p->reg, open_fetched, p, NULL);
+	if (rc != -EINPROGRESS) {
+		if (pending_claim(p))
+			finish_open(p, rc);
+		pending_put(p);
+	}
+}
+
+static struct fs_pending *take_held(struct fs_ctx *ctx)
+{
+	struct fs_pending *list;
+
+	pthread_mutex_lock(&ctx->pending_lock);
+	list = ctx->held;
+	ctx->held = NULL;
+	pthread_mutex_unlock(&ctx->pending_lock);
+	return list;
+}
+
+int fs_open_resume(struct fs_ctx *ctx)
+{
+	struct fs_pending *p, *next;
+
+	for (p = take_held(ctx); p; p = next) {
+		next = p->next;
+		pending_start(ctx, p);
+	}
+	return 0;
+}
+
+struct export_files {
+	json_t *files;
+	struct fs_fdlist *l;
+	int err;
+};
+
+static void export_file(void *arg, uint64_t id, void *obj,
+			void (*free_fn)(void *obj))
+{
+	struct export_files *x = arg;
+	struct fs_handle *h = obj;
+	int idx;
+
+	if (free_fn != handle_free || x->err)
+		return;
+	idx = fs_fdlist_add(x->l, h->fd);
+	if (idx < 0 ||
+	    json_array_append_new(x->files, json_pack("{s:I, s:I, s:b, s:i}",
+			"fh", (json_int_t)id, "ino", (json_int_t)h->inode->ino,
+			"passthrough", h->passthrough, "fd", idx)) < 0)
+		x->err = -ENOMEM;
+}
+
+int fs_open_export(struct fs_ctx *ctx, json_t *doc, struct fs_fdlist *l)
+{
+	struct export_files x = { .files = json_array(), .l = l };
+	json_t *pend = json_array();
+	struct fs_pending *p;
+
+	if (!x.files || !pend) {
+		json_decref(x.files);
+		json_decref(pend);
+		return -ENOMEM;
+	}
+	fs_handles_foreach(&ctx->handles, export_file, &x);
+	pthread_mutex_lock(&ctx->pending_lock);
+	for (p = ctx->held; p && !x.err; p = p->next) {
+		int dev = 0;	/* the session fd, always first */
+
+		if (p->dev_fd >= 0)
+			dev = fs_fdlist_add(l, p->dev_fd);
+		if (dev < 0 || json_array_append_new(pend,
+				json_pack("{s:I, s:I, s:i, s:i, s:i, s:i, s:i}",
+					  "unique", (json_int_t)p->unique,
+					  "ino", (json_int_t)p->inode->ino,
+					  "flags", p->fi.flags, "uid", (int)p->uid,
+					  "gid", (int)p->gid, "pid", (int)p->pid,
+					  "dev", dev)) < 0)
+			x.err = -ENOMEM;
+	}
+	pthread_mutex_unlock(&ctx->pending_lock);
+	if (x.err || json_object_set_new(doc, "files", x.files) < 0 ||
+	    json_object_set_new(doc, "pending", pend) < 0 ||
+	    json_object_set_new(doc, "next_fh",
+				json_integer((json_int_t)fs_handles_next_id(&ctx->handles))) < 0) {
+		json_decref(x.files);
+		json_decref(pend);
+		return x.err ? x.err : -ENOMEM;
+	}
+	return 0;
+}
+
+/* The fd at index i of fds, taken (its entry becomes -1), or -1. */
+static int take_fd(int *fds, size_t nfds, json_int_t i)
+{
+	int fd;
+
+	if (i < 0 || (size_t)i >= nfds)
+		return -1;
+	fd = fds[i];
+	fds[i] = -1;
+	return fd;
+}
+
+int fs_open_adopt(struct fs_ctx *ctx, const json_t *doc, int *fds,
+		  size_t nfds)
+{
+	const json_t *files = json_object_get(doc, "files");
+	const json_t *pend = json_object_get(doc, "pending");
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(files, i, e) {
+		json_int_t fh = 0, ino = 0, fdi = -1;
+		int passthrough = 0, rc;
+		struct fs_handle *h;
+		struct fs_inode *n;
+
+		if (json_unpack((json_t *)e, "{s:I, s:I, s:b, s:I}", "fh", &fh,
+				"ino", &ino, "passthrough", &passthrough,
+				"fd", &fdi) < 0 || fh <= 0)
+			return -EPROTO;
+		n = fs_inodes_find(&ctx->inodes, (uint64_t)ino);	/* a reference */
+		h = calloc(1, sizeof(*h));
+		if (!n || !h) {
+			free(h);
+			fs_inode_put(&ctx->inodes, n);
+			return n ? -ENOMEM : -EPROTO;
+		}
+		h->fd = take_fd(fds, nfds, fdi);
+		h->table = &ctx->inodes;
+		h->inode = n;		/* the handle's reference from now on */
+		h->passthrough = passthrough;
+		if (h->fd < 0) {
+			fs_inode_put(&ctx->inodes, n);
+			free(h);
+			return -EPROTO;
+		}
+		rc = fs_handles_restore(&ctx->handles, (uint64_t)fh, h,
+					handle_free);
+		if (rc < 0) {
+			handle_free(h);
+			return rc;
+		}
+	}
+	fs_handles_set_next_id(&ctx->handles, (uint64_t)json_integer_value(
+					json_object_get(doc, "next_fh")));
+	json_array_foreach(pend, i, e) {
+		json_int_t unique = 0, ino = 0, dev = 0;
+		int flags = 0, uid = 0, gid = 0, pid = 0;
+		struct fs_pending *p;
+		struct fs_inode *n;
+
+		if (json_unpack((json_t *)e, "{s:I, s:I, s:i, s:i, s:i, s:i, s:I}",
+				"unique", &unique, "ino", &ino, "flags", &flags,
+				"uid", &uid, "gid", &gid, "pid", &pid,
+				"dev", &dev) < 0 || !unique)
+			return -EPROTO;
+		n = fs_inodes_find(&ctx->inodes, (uint64_t)ino);	/* a reference */
+		if (!n || n->kind != FS_BLOB) {
+			fs_inode_put(&ctx->inodes, n);
+			return -EPROTO;
+		}
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			fs_inode_put(&ctx->inodes, n);
+			return -ENOMEM;
+		}
+		p->ctx = ctx;
+		p->unique = (uint64_t)unique;
+		p->dev_fd = dev > 0 ? take_fd(fds, nfds, dev) : -1;
+		p->inode = n;
+		p->fi.flags = flags;
+		p->uid = (uid_t)uid;
+		p->gid = (gid_t)gid;
+		p->pid = (pid_t)pid;
+		p->started_ms = af_now_ms();
+		p->refs = 1;
+		p->claimed = true;
+		pthread_mutex_lock(&ctx->pending_lock);
+		p->next = ctx->held;
+		ctx->held = p;
+		pthread_mutex_unlock(&ctx->pending_lock);
+	}
+	return 0;
+}
+
+int fs_open_adopt_resume(struct fs_ctx *ctx)
+{
+	struct fs_pending *p, *next;
+
+	for (p = take_held(ctx); p; p = next) {
+		char reason[256];
+		int denied = 0;
+
+		next = p->next;
+		/* This process's catalog decides now, as for any open. */
+		p->reg = fs_blob_registration(ctx, p->inode, &denied, reason,
+					      sizeof(reason));
+		if (!p->reg || denied) {
+			if (p->reg)
+				audit_open_result(p, "open_denied", "deny",
+						  reason, NULL);
+			pending_reply_err(p, p->reg ? EACCES : ENOENT);
+			pending_put(p);
+			continue;
+		}
+		pending_start(ctx, p);
+	}
+	return 0;
+}

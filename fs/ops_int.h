@@ -19,7 +19,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+
+#include <jansson.h>
 
 #include "fs.h"
 #include "fs_int.h"
@@ -33,6 +36,53 @@ struct src_ctx;
 
 #define FS_ENTRY_TIMEOUT 1.0	/* DESIGN §3: at most a second of kernel caching */
 #define FS_XATTR_PREFIX "user.artifact."
+
+/*
+ * The FUSE wire headers (kernel uapi <linux/fuse.h>, stable since 7.x),
+ * for what libfuse does not expose: the raw request a worker is answering
+ * and raw replies from a process that took the connection over (io.c).
+ */
+struct fs_in_header {
+	uint32_t len;
+	uint32_t opcode;
+	uint64_t unique;
+	uint64_t nodeid;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t pid;
+	uint16_t total_extlen;
+	uint16_t padding;
+};
+
+struct fs_out_header {
+	uint32_t len;
+	int32_t error;
+	uint64_t unique;
+};
+
+struct fs_open_out {
+	uint64_t fh;
+	uint32_t open_flags;
+	int32_t backing_id;	/* padding before protocol 7.40 */
+};
+
+/* Passthrough backing files (uapi, Linux >= 6.9). */
+struct fs_backing_map {
+	int32_t fd;
+	uint32_t flags;
+	uint64_t padding;
+};
+#define FS_IOC_BACKING_OPEN	_IOW(229, 1, struct fs_backing_map)
+#define FS_IOC_BACKING_CLOSE	_IOW(229, 2, uint32_t)
+
+#define FS_OP_OPEN		14
+#define FS_OP_INIT		26
+#define FS_INIT_IN_MIN		16	/* major, minor, max_readahead, flags */
+#define FS_INIT_IN_MAX		64	/* with flags2 and the unused tail */
+#define FS_REPLAY_UNIQUE	0xfffffffffffffff0ULL
+#define FS_FOPEN_KEEP_CACHE	(1u << 1)
+#define FS_FOPEN_NOFLUSH	(1u << 5)
+#define FS_FOPEN_PASSTHROUGH	(1u << 7)
 
 /*
  * The daemon context: the FUSE userdata (STYLE.md "Memory and
@@ -55,8 +105,22 @@ struct fs_ctx {
 
 	pthread_mutex_t pending_lock;
 	struct fs_pending *pending;	/* guarded by pending_lock */
+	struct fs_pending *held;	/* taken for a hand-over; pending_lock */
+
+	/* Live upgrade (handover.c). */
+	pthread_t serve_thread;		/* the thread in fs_serve */
+	_Atomic bool serving;
+	_Atomic bool stop_requested;	/* fs_request_stop */
+	bool handed_over;		/* the mount is another process's */
+	bool adopted;			/* taken over from another process */
+	bool adopt_taken;		/* ... and that process let go */
+	char *mountpoint;		/* adopted: to unmount at the end */
 
 	struct fs_backing_ops backing;	/* all NULL: the daemon registers */
+	/* The kernel's FUSE_INIT argument, raw (io.c), for a hand-over. */
+	unsigned char init_raw[FS_INIT_IN_MAX];
+	size_t init_len;
+	bool init_seen;
 	long long mounted_at;		/* epoch seconds: times of directories */
 	bool mounted;			/* fuse_session_mount succeeded */
 	bool passthrough;		/* negotiated at init, cleared on EPERM */
@@ -73,10 +137,17 @@ struct fs_ctx {
 /* Counts one open outcome by the positive errno the opener gets (0: ok). */
 void fs_count_open(struct fs_ctx *ctx, int err);
 
-/* An open waiting for its fetch (DESIGN §7: replied when the fetch ends). */
+/*
+ * An open waiting for its fetch (DESIGN §7: replied when the fetch ends).
+ * req is NULL for an open this process took over from another (a live
+ * upgrade): it is answered raw, on dev_fd, by unique.
+ */
 struct fs_pending {
 	struct fs_ctx *ctx;
 	fuse_req_t req;
+	uint64_t unique;		/* the kernel's id of the request */
+	int dev_fd;			/* its device fd when not the session's;
+					   -1: the session's (owned) */
 	struct fuse_file_info fi;	/* copy: the kernel's is gone once we return */
 	struct pol_registration *reg;
 	struct fs_inode *inode;		/* a reference held until p goes */
@@ -95,6 +166,57 @@ struct fs_handle {
 	struct fs_inode *inode;	/* a reference held until the handle goes */
 	bool passthrough;	/* reads go straight to the backing file */
 };
+
+/* io.c: the request the calling worker thread is answering. */
+struct fs_cur_req {
+	int fd;			/* the device fd it came from; -1: none */
+	uint64_t unique;
+	uint32_t opcode;
+	uint64_t nodeid;
+};
+const struct fs_cur_req *fs_io_current(void);
+/* Installs the session's I/O on fd (the mounted or adopted device). */
+int fs_io_install(struct fs_ctx *ctx, int fd);
+/*
+ * Writes a reply to request unique on fd: err (positive errno) alone, or
+ * success with arg. Returns 0 or -errno.
+ */
+int fs_io_reply_raw(int fd, uint64_t unique, int err, const void *arg,
+		    size_t arglen);
+/* Feeds the session a kernel INIT kept by a previous daemon. */
+int fs_io_replay_init(struct fs_ctx *ctx, const void *init, size_t len);
+
+/* A growing list of fds a hand-over carries (handover.c). */
+struct fs_fdlist {
+	int *v;
+	size_t n, cap;
+};
+/* Appends fd; returns its index, or -ENOMEM. */
+int fs_fdlist_add(struct fs_fdlist *l, int fd);
+
+/*
+ * open.c, for a live upgrade: waiting opens taken from the cache (hold),
+ * put back (resume), described with the file handles (export; their fds
+ * added to l), rebuilt from such a description (adopt; the fds it keeps
+ * become -1 in fds), and started in the new process (adopt_resume).
+ */
+/* handover.c: the wake-up signal of fs_request_stop; unmount of an
+ * adopted mount at the end. */
+void fs_handover_signals(void);
+void fs_adopt_unmount(struct fs_ctx *ctx);
+/* The inode table and open directories, described and rebuilt. */
+int fs_inodes_export(struct fs_ctx *ctx, json_t *doc);
+int fs_inodes_adopt(struct fs_ctx *ctx, const json_t *doc);
+size_t fs_inodes_backing_ids(struct fs_ctx *ctx, int *ids, size_t max);
+int fs_dir_export(struct fs_ctx *ctx, json_t *doc);
+int fs_dir_adopt(struct fs_ctx *ctx, const json_t *doc);
+
+void fs_open_hold(struct fs_ctx *ctx);
+int fs_open_resume(struct fs_ctx *ctx);
+int fs_open_export(struct fs_ctx *ctx, json_t *doc, struct fs_fdlist *l);
+int fs_open_adopt(struct fs_ctx *ctx, const json_t *doc, int *fds,
+		  size_t nfds);
+int fs_open_adopt_resume(struct fs_ctx *ctx);
 
 /* attr.c: what the catalog says of an inode. */
 

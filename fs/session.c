@@ -86,16 +86,18 @@ static void ctx_free(struct fs_ctx *ctx)
 		 * dropped it; libfuse then finds the connection gone and only
 		 * closes its fd (and frees what it kept of the mount).
 		 */
-		if (ctx->mounted && ctx->backing.unmount &&
+		if (ctx->mounted && !ctx->handed_over && ctx->backing.unmount &&
 		    ctx->backing.unmount(ctx->backing.arg) < 0)
 			af_warn("unmount through the privileged helper failed");
-		if (ctx->mounted)
+		if (ctx->mounted && !ctx->handed_over)
 			fuse_session_unmount(ctx->se);
+		fs_adopt_unmount(ctx);
 		fuse_remove_signal_handlers(ctx->se);
 		fuse_session_destroy(ctx->se);
 	}
 	fs_handles_release_all(&ctx->handles);
 	fs_inodes_release(&ctx->inodes);
+	free(ctx->mountpoint);
 	pthread_mutex_destroy(&ctx->pending_lock);
 	pthread_mutex_destroy(&ctx->pt_lock);
 	free(ctx);
@@ -177,7 +179,8 @@ int fs_mount(struct fs_ctx *ctx, const char *mountpoint)
 		return -EIO;
 	}
 	ctx->mounted = true;
-	return 0;
+	/* Our own I/O on the device, for what a live upgrade needs (io.c). */
+	return fs_io_install(ctx, fuse_session_fd(ctx->se));
 }
 
 void fs_set_cache(struct fs_ctx *ctx, struct cache *cache,
@@ -207,8 +210,15 @@ int fs_serve(struct fs_ctx *ctx)
 			(unsigned)getuid());
 	}
 	fuse_loop_cfg_set_max_threads(loop, 64);
+	fs_handover_signals();
+	ctx->serve_thread = pthread_self();
+	atomic_store(&ctx->serving, true);
+	/* A stop asked before the loop started still ends it at once. */
+	if (atomic_load(&ctx->stop_requested))
+		fuse_session_exit(ctx->se);
 	/* > 0 is the signal that ended the loop (SIGTERM, SIGINT): a clean exit. */
 	rc = fuse_session_loop_mt(ctx->se, loop);
+	atomic_store(&ctx->serving, false);
 	fuse_loop_cfg_destroy(loop);
 	if (rc < 0)
 		af_err("session loop failed: %s", af_strerror(rc));

@@ -24,6 +24,7 @@ static const char usage_text[] =
 	"  prefetch [-j N] [-f LISTFILE] REF...  fetch and verify into the cache\n"
 	"  cache ls | stats | evict | verify | gc   inspect and manage the cache\n"
 	"  check                                 validate config, policy, registrations\n"
+	"  upgrade [-f] MOUNTPOINT               hand a running mount over to this binary\n"
 	"\n"
 	"options:\n"
 	"  -c, --config FILE   config file (default " POL_CONFIG_DEFAULT_PATH ")\n"
@@ -39,7 +40,8 @@ static const char usage_text[] =
 #define AF_VERSION "0.1.0"
 #endif
 
-static const char *const commands[] = { "mount", "prefetch", "cache", "check" };
+static const char *const commands[] = { "mount", "prefetch", "cache", "check",
+					"upgrade" };
 
 /* Options that take a value, so the word after them is not the command. */
 static bool takes_value(const char *opt)
@@ -130,7 +132,8 @@ int main(int argc, char **argv)
 	if (cmd < 0) {
 		for (int i = 1; i < argc; i++) {
 			if (strcmp(argv[i], "--version") == 0) {
-				printf("artifactfs %s\n", AF_VERSION);
+				printf("artifactfs %s%s\n", AF_VERSION,
+				       AF_HAVE_HOOKS ? " (test hooks)" : "");
 				return EXIT_OK;
 			}
 			if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -160,6 +163,8 @@ int main(int argc, char **argv)
 		rc = cmd_check(&cli, argc, argv);
 	else if (strcmp(sub, "prefetch") == 0)
 		rc = cmd_prefetch(&cli, argc, argv);
+	else if (strcmp(sub, "upgrade") == 0)
+		rc = cmd_upgrade(&cli, argc, argv);
 	else
 		rc = cmd_cache(&cli, argc, argv);
 	if (cli.cfg_loaded)

@@ -115,6 +115,6 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 		     !cli->log_format_given && cli->cfg.log_format_set ?
 		     cli->cfg.log_format : af_log_get_format(),
 		     !opts.foreground && !cli->cfg.log_file);
-	rc = daemon_run(&cli->cfg, &opts);
+	rc = daemon_run(&cli->cfg, &opts, NULL);
 	return rc < 0 ? EXIT_FAIL : EXIT_OK;
 }

@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "privsep.h"
+#include "upgrade.h"
 
 /*
  * How long the mount command waits for a detached daemon's mount to
@@ -76,6 +77,18 @@ struct daemon {
 	pthread_t probe;
 	bool probe_started;
 	char status[256];		/* STATUS= once ready; set before the probe */
+
+	/* Live upgrade (DESIGN §13, tools/upgrade.h). */
+	int listen_fd;			/* the control socket; -1 when none */
+	pid_t old_pid;			/* adopting: the daemon taken over */
+	int stop_pipe[2];		/* wakes the control thread to quit */
+	pthread_t ctl_thread;
+	bool ctl_started;
+	pthread_mutex_t up_lock;
+	pthread_cond_t up_cond;
+	int up_sock;			/* a hand-over in progress; up_lock */
+	bool up_busy;			/* main thread working on it; up_lock */
+	bool handed_over;		/* up_lock */
 };
 
 static void daemon_release(struct daemon *d)
@@ -181,7 +194,8 @@ static int drop_privileges(struct daemon *d, const struct fs_mount_opts *opts,
 {
 	const struct pol_config *cfg = d->cfg;
 	struct fs_backing_ops ops;
-	int rc;
+	size_t n_ids, max_ids = 65536;
+	int *ids, rc;
 
 	rc = privsep_own_tree(cfg->cache_dir, uid, gid);
 	if (rc < 0) {
@@ -196,8 +210,14 @@ static int drop_privileges(struct daemon *d, const struct fs_mount_opts *opts,
 	if (cfg->log_file && chown(cfg->log_file, uid, gid) < 0)
 		af_warn("[log] file %s: chown: %s", cfg->log_file,
 			strerror(errno));
+	/* Backing ids an adopted mount already has are the helper's to close. */
+	ids = calloc(max_ids, sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	n_ids = fs_backing_ids(d->fs, ids, max_ids);
 	rc = privsep_start(fs_session_fd(d->fs), cfg->cache_dir,
-			   opts->mountpoint, &d->priv);
+			   opts->mountpoint, ids, n_ids, &d->priv);
+	free(ids);
 	if (rc < 0) {
 		af_err("privsep: cannot start the helper: %s", af_strerror(rc));
 		return rc;
@@ -251,6 +271,10 @@ static int detach_wait(struct daemon *d, int fd, pid_t child)
 		/* The daemon exited (its errors are on our stderr already). */
 		return EXIT_FAILURE;
 	}
+	if (d->old_pid > 0)
+		printf("artifactfs: upgraded %s: pid %d -> %d\n", d->mountpoint,
+		       (int)d->old_pid, (int)child);
+	fflush(stdout);	/* the caller leaves with _exit */
 	if (notify_enabled(&d->notify)) {
 		notify_send(&d->notify, "MAINPID=%d\nREADY=1\nSTATUS=%s",
 			    (int)child, d->status);
@@ -375,17 +399,323 @@ static void on_reload(void *arg, const char *why)
 	notify_send(&d->notify, "STATUS=%s", status);
 }
 
-int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
+/* Starts /metrics on the bound (or inherited) socket, if there is one. */
+static int metrics_begin(struct daemon *d)
+{
+	struct metrics_deps md = { .cfg = d->cfg, .fs = d->fs,
+		.cache = d->cache, .srcs = d->srcs, .catalog = d->catalog };
+	int fd = d->metrics_fd, rc;
+
+	if (fd < 0)
+		return 0;
+	d->metrics_fd = -1;	/* taken, closed on failure too */
+	rc = metrics_start(fd, &md, &d->metrics);
+	if (rc == 0)
+		af_info("metrics: serving /metrics on %s", d->cfg->metrics_listen);
+	return rc;
+}
+
+/* ---- live upgrade: the old daemon's side ------------------------------- */
+
+/*
+ * The control thread: accepts root connections on the control socket,
+ * reads HELLO, refuses an incompatible version itself (the daemon goes on
+ * serving, untouched), and hands a compatible one to the main thread,
+ * which stops serving and does the hand-over. It waits for the verdict:
+ * after a successful hand-over it ends; after a failed one it listens
+ * again.
+ */
+static void *ctl_main(void *arg)
+{
+	struct daemon *d = arg;
+
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = d->listen_fd, .events = POLLIN },
+			{ .fd = d->stop_pipe[0], .events = POLLIN },
+		};
+		json_t *hello = NULL;
+		int *fds = NULL;
+		size_t nfds = 0;
+		json_int_t v = 0, min = 0;
+		int fd, type;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			af_err("upgrade: control socket: %s", strerror(errno));
+			return NULL;
+		}
+		if (p[1].revents)
+			return NULL;
+		fd = upgrade_accept(d->listen_fd);
+		if (fd < 0)
+			continue;
+		type = upgrade_recv(fd, 5, &hello, &fds, &nfds);
+		upgrade_close_fds(fds, nfds);
+		if (type == UPGRADE_HELLO) {
+			v = json_integer_value(json_object_get(hello, "version"));
+			min = json_integer_value(json_object_get(hello, "min_version"));
+		}
+		json_decref(hello);
+		if (type != UPGRADE_HELLO) {
+			af_warn("upgrade: a connection without HELLO: ignored");
+			close(fd);
+			continue;
+		}
+		if (UPGRADE_VERSION < min || UPGRADE_VERSION > v) {
+			char reason[256];
+			json_t *r;
+
+			snprintf(reason, sizeof(reason),
+				 "the running daemon (pid %d) writes hand-over version %d; the new binary reads versions %lld to %lld: unmount and mount again to change binaries",
+				 (int)getpid(), UPGRADE_VERSION, (long long)min,
+				 (long long)v);
+			af_warn("upgrade refused: %s", reason);
+			r = json_pack("{s:s}", "reason", reason);
+			upgrade_send(fd, UPGRADE_REFUSE, r, NULL, 0);
+			json_decref(r);
+			close(fd);
+			continue;
+		}
+		pthread_mutex_lock(&d->up_lock);
+		d->up_sock = fd;
+		d->up_busy = true;
+		pthread_mutex_unlock(&d->up_lock);
+		af_info("upgrade: a new binary asks for the mount: handing over");
+		fs_request_stop(d->fs);
+		pthread_mutex_lock(&d->up_lock);
+		while (d->up_busy)
+			pthread_cond_wait(&d->up_cond, &d->up_lock);
+		if (d->handed_over) {
+			pthread_mutex_unlock(&d->up_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&d->up_lock);
+	}
+}
+
+static int ctl_start(struct daemon *d)
+{
+	int rc;
+
+	if (d->listen_fd < 0)
+		return 0;
+	if (pipe2(d->stop_pipe, O_CLOEXEC) < 0)
+		return -errno;
+	rc = pthread_create(&d->ctl_thread, NULL, ctl_main, d);
+	if (rc)
+		return -rc;
+	d->ctl_started = true;
+	return 0;
+}
+
+static void ctl_stop(struct daemon *d)
+{
+	if (d->ctl_started) {
+		char q = 'q';
+
+		if (write(d->stop_pipe[1], &q, 1) != 1)
+			af_warn("upgrade: cannot stop the control thread");
+		pthread_join(d->ctl_thread, NULL);
+		d->ctl_started = false;
+	}
+	if (d->stop_pipe[0] >= 0)
+		close(d->stop_pipe[0]);
+	if (d->stop_pipe[1] >= 0)
+		close(d->stop_pipe[1]);
+	d->stop_pipe[0] = d->stop_pipe[1] = -1;
+}
+
+/* Tells the control thread how the hand-over it started ended. */
+static void ctl_verdict(struct daemon *d, bool handed)
+{
+	pthread_mutex_lock(&d->up_lock);
+	if (d->up_sock >= 0)
+		close(d->up_sock);
+	d->up_sock = -1;
+	d->handed_over = handed;
+	d->up_busy = false;
+	pthread_cond_broadcast(&d->up_cond);
+	pthread_mutex_unlock(&d->up_lock);
+}
+
+/*
+ * The old daemon hands the mount over (fs_serve has returned: no request
+ * is being read or answered). Returns true when the new daemon took it
+ * (GO sent: this process must exit without touching the mount), false
+ * when it did not (the caller resumes serving).
+ */
+static bool handover(struct daemon *d)
+{
+	json_t *doc = NULL, *ans = NULL;
+	int *fds = NULL, *rfds = NULL, *all = NULL;
+	size_t nfds = 0, nr = 0;
+	int sock, type, rc;
+
+	pthread_mutex_lock(&d->up_lock);
+	sock = d->up_sock;
+	pthread_mutex_unlock(&d->up_lock);
+	notify_send(&d->notify, "RELOADING=1\nSTATUS=handing %s over to a new binary",
+		    d->mountpoint);
+	/* Opens waiting for a fetch: theirs to answer now; then the fetches stop. */
+	fs_handover_hold(d->fs);
+	ctl_catalog_set_store(d->catalog, NULL);
+	/* /metrics reads the cache: stop it, keep its socket for the next one. */
+	if (d->metrics) {
+		d->metrics_fd = metrics_release(d->metrics);
+		d->metrics = NULL;
+	}
+	/* Ranges in flight land and are recorded: the new daemon resumes after. */
+	cache_drain(d->cache, UPGRADE_DRAIN_MS);
+	cache_close(d->cache);
+	d->cache = NULL;
+	fs_set_cache(d->fs, NULL, d->srcs);
+	rc = fs_handover_export(d->fs, &doc, &fds, &nfds);
+	if (rc < 0) {
+		af_err("upgrade: cannot gather the state: %s", af_strerror(rc));
+		goto out_failed;
+	}
+	all = malloc((nfds + 2) * sizeof(*all));
+	if (!all) {
+		rc = -ENOMEM;
+		goto out_failed;
+	}
+	memcpy(all, fds, nfds * sizeof(*all));
+	free(fds);	/* the fds themselves stay fs's */
+	fds = NULL;
+	json_object_set_new(doc, "version", json_integer(UPGRADE_VERSION));
+	json_object_set_new(doc, "pid", json_integer(getpid()));
+	json_object_set_new(doc, "listen_fd", json_integer((json_int_t)nfds));
+	all[nfds++] = d->listen_fd;
+	if (d->metrics_fd >= 0) {
+		json_object_set_new(doc, "metrics_fd",
+				    json_integer((json_int_t)nfds));
+		all[nfds++] = d->metrics_fd;
+	}
+	af_hook("upgrade.old.before_state");
+	rc = upgrade_send(sock, UPGRADE_STATE, doc, all, nfds);
+	if (rc < 0) {
+		af_err("upgrade: cannot send the state: %s", af_strerror(rc));
+		goto out_failed;
+	}
+	type = upgrade_recv(sock, UPGRADE_READY_TIMEOUT_S, &ans, &rfds, &nr);
+	upgrade_close_fds(rfds, nr);
+	if (type != UPGRADE_READY) {
+		const char *why = json_string_value(json_object_get(ans, "reason"));
+
+		if (type == UPGRADE_FAIL)
+			af_err("upgrade: the new daemon failed: %s", why ? why : "?");
+		else if (type == -ETIMEDOUT)
+			af_err("upgrade: the new daemon said nothing for %d s",
+			       UPGRADE_READY_TIMEOUT_S);
+		else
+			af_err("upgrade: the new daemon went away before it was ready");
+		goto out_failed;
+	}
+	af_hook("upgrade.old.before_go");
+	rc = upgrade_send(sock, UPGRADE_GO, NULL, NULL, 0);
+	if (rc < 0) {
+		af_err("upgrade: the new daemon went away at GO: %s",
+		       af_strerror(rc));
+		goto out_failed;
+	}
+	json_decref(ans);
+	json_decref(doc);
+	free(all);
+	fs_handover_done(d->fs);
+	return true;
+
+out_failed:
+	json_decref(ans);
+	json_decref(doc);
+	free(fds);
+	free(all);
+	return false;
+}
+
+/* After a hand-over that failed: the fetches and the waiting opens again. */
+static int handover_resume(struct daemon *d)
+{
+	int rc = cache_open(d->cfg, d->srcs, d->audit, &d->cache);
+
+	if (rc < 0) {
+		af_err("cache %s: %s", d->cfg->cache_dir, af_strerror(rc));
+		return rc;
+	}
+	fs_set_cache(d->fs, d->cache, d->srcs);
+	ctl_catalog_set_store(d->catalog, d->cache);
+	rc = metrics_begin(d);
+	if (rc < 0)
+		af_warn("metrics: not serving after the failed upgrade: %s",
+			af_strerror(rc));
+	rc = fs_handover_resume(d->fs);
+	af_info("upgrade did not happen: serving %s on", d->mountpoint);
+	notify_send(&d->notify, "READY=1\nSTATUS=%s", d->status);
+	return rc;
+}
+
+/* ---- live upgrade: the new daemon's side -------------------------------- */
+
+/*
+ * Tells the old daemon everything is built and waits for GO. Returns 0
+ * (serve), or -errno (the old one serves on: exit).
+ */
+static int adopt_ready(struct daemon *d, struct daemon_adopt *a, pid_t old)
+{
+	json_t *ans = NULL;
+	int *fds = NULL;
+	size_t nfds = 0;
+	int rc, type;
+
+	af_hook("upgrade.new.before_ready");
+	rc = upgrade_send(a->sock, UPGRADE_READY, NULL, NULL, 0);
+	if (rc < 0)
+		return rc;
+	type = upgrade_recv(a->sock, 10, &ans, &fds, &nfds);
+	upgrade_close_fds(fds, nfds);
+	json_decref(ans);
+	if (type == UPGRADE_GO)
+		return 0;
+	/*
+	 * No GO: if the old daemon lives, it resumed (it closed on us): it
+	 * serves, we must not. If it died after STATE, nobody else can serve.
+	 */
+	if (old > 0 && kill(old, 0) < 0 && errno == ESRCH) {
+		af_warn("upgrade: the old daemon (pid %d) died before GO: serving",
+			(int)old);
+		return 0;
+	}
+	af_err("upgrade: the old daemon did not let go of %s", d->mountpoint);
+	return -EAGAIN;
+}
+
+static void adopt_fail(struct daemon_adopt *a, const char *reason)
+{
+	json_t *r = json_pack("{s:s}", "reason", reason);
+
+	if (a->sock >= 0)
+		upgrade_send(a->sock, UPGRADE_FAIL, r, NULL, 0);
+	json_decref(r);
+}
+
+int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
+	       struct daemon_adopt *adopt)
 {
 	struct daemon d = { .cfg = cfg, .mountpoint = opts->mountpoint,
-			    .ready_fd = -1, .metrics_fd = -1 };
+			    .ready_fd = -1, .metrics_fd = -1, .listen_fd = -1,
+			    .stop_pipe = { -1, -1 }, .up_sock = -1 };
 	struct fs_deps deps;
 	struct sigaction sa;
+	char path[256];
+	pid_t old_pid = 0;
 	bool drop;
 	uid_t uid = 0;
 	gid_t gid = 0;
 	int rc;
 
+	pthread_mutex_init(&d.up_lock, NULL);
+	pthread_cond_init(&d.up_cond, NULL);
 	notify_init(&d.notify);
 	rc = resolve_run_as(cfg, &drop, &uid, &gid);
 	if (rc < 0)
@@ -412,8 +742,12 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = catalog_first_load(cfg, d.catalog);
 	if (rc < 0)
 		goto out;
-	/* Bound now: a busy port fails the command, as root, before the fork. */
-	if (cfg->metrics_listen) {
+	/*
+	 * Bound now: a busy port fails the command, as root, before the fork.
+	 * A live upgrade inherits the old daemon's socket instead (below).
+	 */
+	if (cfg->metrics_listen && !(adopt && json_integer_value(
+			json_object_get(adopt->state, "metrics_fd")) > 0)) {
 		rc = d.metrics_fd = metrics_bind(cfg->metrics_listen);
 		if (rc < 0)
 			goto out;
@@ -423,10 +757,50 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	rc = fs_new(&deps, opts, &d.fs);
 	if (rc < 0)
 		goto out;
-	notify_send(&d.notify, "STATUS=mounting %s", opts->mountpoint);
-	rc = fs_mount(d.fs, opts->mountpoint);
-	if (rc < 0)
-		goto out;
+	if (adopt) {
+		json_int_t lfd = json_integer_value(json_object_get(adopt->state,
+								   "listen_fd"));
+
+		old_pid = (pid_t)json_integer_value(json_object_get(adopt->state,
+								   "pid"));
+		d.old_pid = old_pid;
+		rc = fs_adopt(d.fs, opts->mountpoint, adopt->state, adopt->fds,
+			      adopt->nfds);
+		if (rc < 0)
+			goto out;
+		if (lfd >= 0 && (size_t)lfd < adopt->nfds) {
+			d.listen_fd = adopt->fds[lfd];
+			adopt->fds[lfd] = -1;
+		}
+		lfd = json_integer_value(json_object_get(adopt->state,
+							 "metrics_fd"));
+		if (cfg->metrics_listen && lfd > 0 && (size_t)lfd < adopt->nfds &&
+		    d.metrics_fd < 0) {
+			d.metrics_fd = adopt->fds[lfd];
+			adopt->fds[lfd] = -1;
+		}
+		/* What the state brought and nothing took is not ours to keep. */
+		for (size_t i = 0; i < adopt->nfds; i++) {
+			if (adopt->fds[i] >= 0)
+				close(adopt->fds[i]);
+			adopt->fds[i] = -1;
+		}
+	} else {
+		notify_send(&d.notify, "STATUS=mounting %s", opts->mountpoint);
+		rc = fs_mount(d.fs, opts->mountpoint);
+		if (rc < 0)
+			goto out;
+		/* Root's socket, bound before the drop (tools/upgrade.h). */
+		rc = upgrade_sock_path(cfg, opts->mountpoint, path, sizeof(path));
+		if (rc == 0)
+			rc = upgrade_listen(path);
+		if (rc < 0)
+			af_warn("upgrade: no control socket (%s): live upgrade unavailable",
+				af_strerror(rc));
+		else
+			d.listen_fd = rc;
+		rc = 0;
+	}
 	daemon_status(&d, d.status, sizeof(d.status));
 	/* Fork before any thread exists: threads do not survive daemonizing. */
 	rc = daemon_detach(&d, opts->foreground);
@@ -451,6 +825,18 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 	}
 	fs_set_cache(d.fs, d.cache, d.srcs);
 	ctl_catalog_set_store(d.catalog, d.cache);
+	if (adopt) {
+		rc = adopt_ready(&d, adopt, old_pid);
+		if (rc < 0)
+			goto out;
+		close(adopt->sock);
+		adopt->sock = -1;
+		/* Now ours: the opens that were waiting get their fetch again. */
+		rc = fs_adopt_resume(d.fs);
+		if (rc < 0)
+			goto out;
+		af_info("took over %s from pid %d", opts->mountpoint, (int)old_pid);
+	}
 	reload_fd = ctl_catalog_reload_fd(d.catalog);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sighup;
@@ -464,16 +850,14 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 		       af_strerror(rc));
 		goto out;
 	}
-	if (d.metrics_fd >= 0) {
-		struct metrics_deps md = { .cfg = cfg, .fs = d.fs,
-			.cache = d.cache, .srcs = d.srcs, .catalog = d.catalog };
-		int fd = d.metrics_fd;
-
-		d.metrics_fd = -1;	/* taken, closed on failure too */
-		rc = metrics_start(fd, &md, &d.metrics);
-		if (rc < 0)
-			goto out;
-		af_info("metrics: serving /metrics on %s", cfg->metrics_listen);
+	rc = metrics_begin(&d);
+	if (rc < 0)
+		goto out;
+	rc = ctl_start(&d);
+	if (rc < 0) {
+		af_err("upgrade: cannot start the control thread: %s",
+		       af_strerror(rc));
+		goto out;
 	}
 	rc = -pthread_create(&d.probe, NULL, probe_main, &d);
 	if (rc < 0) {
@@ -481,17 +865,52 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts)
 		goto out;
 	}
 	d.probe_started = true;
-	rc = fs_serve(d.fs);
+	for (;;) {
+		rc = fs_serve(d.fs);
+		if (!fs_stop_requested(d.fs))
+			break;
+		if (handover(&d)) {
+			ctl_verdict(&d, true);
+			goto out_handed;
+		}
+		ctl_verdict(&d, false);
+		rc = handover_resume(&d);
+		if (rc < 0)
+			break;
+	}
 	notify_send(&d.notify, "STOPPING=1\nSTATUS=unmounting %s",
 		    opts->mountpoint);
 	af_info("unmounting %s", opts->mountpoint);
 out:
+	if (adopt && adopt->sock >= 0 && rc < 0)
+		adopt_fail(adopt, af_strerror(rc));
+	ctl_stop(&d);
 	daemon_release(&d);
 	/* After the unmount: a probe still in stat(2) has its answer now. */
 	if (d.probe_started)
 		pthread_join(d.probe, NULL);
 	if (d.ready_fd >= 0)
 		close(d.ready_fd);
+	if (d.listen_fd >= 0)
+		close(d.listen_fd);
 	notify_release(&d.notify);
+	pthread_cond_destroy(&d.up_cond);
+	pthread_mutex_destroy(&d.up_lock);
 	return rc;
+
+out_handed:
+	/*
+	 * The mount is the new daemon's now: nothing here may answer a
+	 * request, unmount, or unregister a backing file. Stop what writes
+	 * (the catalog's thread, the audit log), then leave at once: the
+	 * rest (the session, the tables, the fds) goes with the process.
+	 */
+	af_info("handed %s over: exiting", opts->mountpoint);
+	ctl_stop(&d);
+	ctl_catalog_free(d.catalog);
+	audit_close(d.audit);
+	if (d.probe_started)
+		pthread_join(d.probe, NULL);
+	notify_release(&d.notify);
+	_exit(0);
 }

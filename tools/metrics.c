@@ -372,8 +372,10 @@ int metrics_start(int fd, const struct metrics_deps *deps,
 		goto out_free;
 	}
 	m->sampler_started = true;
+	/* ITC: MHD_quiesce_daemon needs it to hand the socket on. */
 	m->mhd = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD |
-				  MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
+				  MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
+				  NULL, on_request,
 				  m, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				  MHD_OPTION_LISTEN_SOCKET, fd,
 				  MHD_OPTION_CONNECTION_LIMIT,
@@ -413,4 +415,20 @@ void metrics_stop(struct metrics *m)
 	if (m->stop_pipe[1] >= 0)
 		close(m->stop_pipe[1]);
 	free(m);
+}
+
+int metrics_release(struct metrics *m)
+{
+	int fd = -1;
+
+	if (!m)
+		return -1;
+	if (m->mhd) {
+		MHD_socket ls = MHD_quiesce_daemon(m->mhd);
+
+		if (ls != MHD_INVALID_SOCKET)
+			fd = ls;
+	}
+	metrics_stop(m);
+	return fd;
 }

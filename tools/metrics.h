@@ -72,5 +72,11 @@ int metrics_start(int fd, const struct metrics_deps *deps,
 void metrics_collect(struct metrics *m, struct metrics_sample *s);
 /* Stops the server and the sampler and frees m. m == NULL: nothing. */
 void metrics_stop(struct metrics *m);
+/*
+ * Like metrics_stop, but the listening socket stays open and is returned
+ * (-1 if there is none) for the next server (a live upgrade hands it on:
+ * no second bind, no port gap).
+ */
+int metrics_release(struct metrics *m);
 
 #endif

@@ -214,7 +214,7 @@ static int keep_only_sys_admin(void)
 }
 
 static void helper_main(int sock, int fuse_fd, dev_t dev,
-			const char *mountpoint)
+			const char *mountpoint, const int *ids, size_t n_ids)
 {
 	struct privsep_server s = {
 		.sock = 3, .fuse_fd = 4, .cache_dev = dev,
@@ -237,6 +237,9 @@ static void helper_main(int sock, int fuse_fd, dev_t dev,
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if (keep_only_sys_admin() < 0)
 		af_warn("privsep helper: cannot drop the other capabilities");
+	for (size_t i = 0; i < n_ids; i++)
+		if (ids[i] > 0 && id_add(&s, ids[i]) < 0)
+			_exit(1);
 	while ((rc = privsep_serve_one(&s)) > 0)
 		;
 	privsep_server_release(&s);
@@ -252,7 +255,7 @@ struct privsep {
 };
 
 int privsep_start(int fuse_fd, const char *cache_dir, const char *mountpoint,
-		  struct privsep **out)
+		  const int *ids, size_t n_ids, struct privsep **out)
 {
 	struct privsep *p;
 	struct stat st;
@@ -279,7 +282,7 @@ int privsep_start(int fuse_fd, const char *cache_dir, const char *mountpoint,
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		helper_main(sv[1], fuse_fd, st.st_dev, mountpoint);
+		helper_main(sv[1], fuse_fd, st.st_dev, mountpoint, ids, n_ids);
 	}
 	close(sv[1]);
 	p->sock = sv[0];

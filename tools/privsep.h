@@ -74,11 +74,12 @@ struct privsep;
 /*
  * Forks the helper: the child keeps root and CAP_SYS_ADMIN only, the
  * socket and a copy of fuse_fd, closes every other fd and serves until
- * the daemon's end closes. Call before the daemon starts any thread.
- * Returns 0 and *out, or -errno.
+ * the daemon's end closes. ids (n_ids, may be 0) are backing ids already
+ * registered on the connection (a live upgrade) that it may close too.
+ * Call before the daemon starts any thread. Returns 0 and *out, or -errno.
  */
 int privsep_start(int fuse_fd, const char *cache_dir, const char *mountpoint,
-		  struct privsep **out);
+		  const int *ids, size_t n_ids, struct privsep **out);
 
 /*
  * Client calls, thread-safe (one request at a time on the socket):

@@ -9,7 +9,7 @@ T=$(mktemp -d /tmp/aftest.XXXXXX)
 trap af_cleanup EXIT
 
 # Options in --help: the first column of every line that starts with "-".
-for c in "" mount prefetch cache check; do
+for c in "" mount prefetch cache check upgrade; do
 	"$AF" $c --help
 done | grep -E '^ +-' | sed -E 's/^ +//; s/  .*//' |
 	grep -oE '(^|[ ,])--?[a-zA-Z][a-zA-Z-]*' | tr -d ' ,' | sort -u >"$T/help.opts"

@@ -13,8 +13,14 @@
  *   afprobe unlink PATH | rmdir PATH | mkdir PATH | truncate PATH
  *   afprobe rename FROM TO | link FROM TO | symlink TARGET PATH
  *   afprobe chmod PATH | setxattr PATH
+ *   afprobe hold PATH REF STOPFILE [mmap]
+ *                                  open PATH once (and map it), then pread
+ *                                  (or read the mapping) at random offsets,
+ *                                  comparing with REF, until STOPFILE
+ *                                  exists; prints "ok N" or the first error
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +112,55 @@ static int copy_mmap(const char *path, const char *out)
 	return rc;
 }
 
+/* Reads of one open file at random offsets, compared with ref. */
+static int hold(const char *path, const char *ref, const char *stop,
+		bool use_mmap)
+{
+	static char a[1 << 20], b[1 << 20];
+	int fd = open(path, O_RDONLY), rfd = open(ref, O_RDONLY);
+	unsigned long long reads = 0;
+	unsigned seed = (unsigned)getpid();
+	struct stat sb;
+	char *map = NULL;
+
+	if (fd < 0 || rfd < 0 || fstat(rfd, &sb) < 0 || sb.st_size == 0)
+		return result(-1);
+	if (use_mmap) {
+		map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (map == MAP_FAILED)
+			return result(-1);
+	}
+	while (access(stop, F_OK) != 0) {
+		off_t off = (off_t)(((unsigned long long)rand_r(&seed) << 16 ^
+				     (unsigned)rand_r(&seed)) % (unsigned long long)sb.st_size);
+		size_t len = 1 + (size_t)rand_r(&seed) % sizeof(a);
+		ssize_t n, m;
+
+		if ((off_t)len > sb.st_size - off)
+			len = (size_t)(sb.st_size - off);
+		m = pread(rfd, b, len, off);
+		if (map) {
+			memcpy(a, map + off, len);
+			n = (ssize_t)len;
+		} else {
+			n = pread(fd, a, len, off);
+		}
+		if (n < 0) {
+			printf("%s at offset %lld after %llu reads\n",
+			       strerrorname_np(errno), (long long)off, reads);
+			return 1;
+		}
+		if (n != m || memcmp(a, b, (size_t)n) != 0) {
+			printf("EBADDATA at offset %lld after %llu reads\n",
+			       (long long)off, reads);
+			return 1;
+		}
+		reads++;
+	}
+	printf("ok %llu\n", reads);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *op, *path;
@@ -165,6 +220,9 @@ int main(int argc, char **argv)
 		return result(link(path, argv[3]));
 	if (strcmp(op, "symlink") == 0)
 		return result(symlink(path, argv[3]));
+	if (strcmp(op, "hold") == 0 && argc >= 5)
+		return hold(path, argv[3], argv[4],
+			    argc > 5 && strcmp(argv[5], "mmap") == 0);
 usage:
 	fprintf(stderr, "usage: afprobe OP PATH [ARG]\n");
 	return 2;

@@ -214,7 +214,7 @@ static void test_forked_helper_round_trip(void **state)
 	struct privsep *p = NULL;
 	int fd, pp[2];
 
-	assert_int_equal(privsep_start(w->devnull, w->dir, NULL, &p), 0);
+	assert_int_equal(privsep_start(w->devnull, w->dir, NULL, NULL, 0, &p), 0);
 	assert_true(privsep_pid(p) > 0);
 	fd = open(w->file, O_RDONLY);
 	assert_int_equal(privsep_backing_open(p, fd), -ENOTTY);
