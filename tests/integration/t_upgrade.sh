@@ -10,9 +10,13 @@
 # in a row under reads: no error, no fd or memory growth.
 . "$(dirname "$0")/lib.sh"
 af_world 1M
+mport=$(free_port)
 cat >>"$T/artifactfs.conf" <<EOF2
 [log]
 file = $T/daemon-detached.log
+
+[metrics]
+listen = 127.0.0.1:$mport
 EOF2
 size=$((9 * 1024 * 1024 + 7))
 make_blob a.bin $size
@@ -96,6 +100,8 @@ ls -i "$T/mnt/vision" | sort >"$T/ls.after"
 ok "ls shows the same entries with the same inode numbers" cmp "$T/ls.before" "$T/ls.after"
 ok "new opens work" cmp "$T/www/a.bin" "$fa"
 ok "the control socket carried over" test -S "$sock"
+ok "/metrics answers on the same port after the upgrade" \
+	sh -c "curl -sf 'http://127.0.0.1:$mport/metrics' | grep -q '^artifactfs_opens_total'"
 
 # 3. A new binary that fails, is killed, or speaks another version.
 if "$AF" --version | grep -q "test hooks"; then
