@@ -171,10 +171,12 @@ bench: deps
 
 # ThreadSanitizer over the threaded fetch code (issue 11): the cache and
 # sources unit tests, and the integration tests that drive many fetches
-# and readers at once, with a TSan build in build/tsan. Part of check.
+# and readers at once (and the daemon's own threads: the readiness probe,
+# the metrics sampler and server), with a TSan build in build/tsan. Part
+# of check.
 TSAN_UNITS := $(filter build/tsan/tests/test_cache_% build/tsan/tests/test_sources_% \
 	build/tsan/tests/test_control_%,$(UNIT_SRCS:tests/unit/%.c=build/tsan/tests/%))
-TSAN_TESTS ?= t_fetch t_races t_faults
+TSAN_TESTS ?= t_fetch t_races t_faults t_metrics t_service
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/tsan CC=clang \
 		CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \

@@ -368,9 +368,13 @@ static void daemon_status(struct daemon *d, char *buf, size_t len)
 	struct ctl_stats st;
 
 	ctl_catalog_stats(d->catalog, &st);
-	if (st.last_failed)
+	if (st.last_failed && d->cfg->registry_url)
 		snprintf(buf, len,
-			 "registry unreachable: serving the %llu artifacts last seen on %s",
+			 "control plane unreachable: serving the %llu artifacts last seen on %s",
+			 (unsigned long long)st.registrations, d->mountpoint);
+	else if (st.last_failed)
+		snprintf(buf, len,
+			 "registry folder unreadable: serving the %llu artifacts last seen on %s",
 			 (unsigned long long)st.registrations, d->mountpoint);
 	else
 		snprintf(buf, len, "serving %llu artifacts on %s",

@@ -56,6 +56,17 @@ make_blob s2.bin 1000
 register s2.bin >/dev/null
 kill -HUP "$AF_PID"
 ok "foreground: STATUS= after a reload counts the new artifact" wait_for "$T/fg.jsonl" 'STATUS=serving 2 artifacts'
+# The registry cannot be read: STATUS= says so, the node serves what it saw.
+mv "$T/registry" "$T/registry.away"
+kill -HUP "$AF_PID"
+ok "foreground: STATUS= when the registry cannot be read" wait_for "$T/fg.jsonl" 'STATUS=registry folder unreadable: serving the 2 artifacts last seen'
+ok "... and it still serves them" cmp "$T/www/s.bin" "$T/mnt/vision/s.bin@$d"
+mv "$T/registry.away" "$T/registry"
+kill -HUP "$AF_PID"
+ok "foreground: STATUS= back to normal once it reads again" sh -c "
+	for i in \$(seq 1 100); do
+		tail -n 1 '$T/fg.jsonl' | grep -q '\"STATUS=serving 2 artifacts' && exit 0; sleep 0.1
+	done; exit 1"
 ok "foreground: SIGTERM unmounts" umount_af
 msgs fg >"$T/fg.msgs"
 ok "foreground: STOPPING=1 from the daemon" grep -q "^[0-9]* STOPPING=1|STATUS=unmounting $T/mnt\$" "$T/fg.msgs"
