@@ -8,8 +8,11 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 T=$(mktemp -d /tmp/aftest.XXXXXX)
 trap af_cleanup EXIT
 
+# The commands, as the top-level --help lists them (new ones are covered).
+cmds=$("$AF" --help | awk '/^commands:/ { on = 1; next } on && NF == 0 { exit } on { print $1 }')
+ok "--help lists the commands ($(echo $cmds))" sh -c "echo '$cmds' | grep -qx mount && echo '$cmds' | grep -qx upgrade"
 # Options in --help: the first column of every line that starts with "-".
-for c in "" mount prefetch cache check upgrade; do
+for c in "" $cmds; do
 	"$AF" $c --help
 done | grep -E '^ +-' | sed -E 's/^ +//; s/  .*//' |
 	grep -oE '(^|[ ,])--?[a-zA-Z][a-zA-Z-]*' | tr -d ' ,' | sort -u >"$T/help.opts"
