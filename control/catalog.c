@@ -290,6 +290,11 @@ static int publish_locked(struct ctl_catalog *c)
 
 /* ---- life cycle --------------------------------------------------------- */
 
+/*
+ * A bad record: reported; a secret in its URI is also a refused
+ * credential (DESIGN §5), audited naming the file (the message never
+ * quotes the URI).
+ */
 static void report_log(void *arg, const char *msg)
 {
 	struct ctl_catalog *c = arg;
@@ -299,6 +304,11 @@ static void report_log(void *arg, const char *msg)
 		c->problem(c->problem_arg, msg);
 	else
 		af_warn("registry: %s", msg);
+	if (pol_problem_is_credential(msg))
+		audit_emit(c->audit, &(struct audit_event){
+			.event = "credential_refused", .decision = "deny",
+			.reason = msg,
+		});
 }
 
 int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,

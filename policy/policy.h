@@ -169,6 +169,13 @@ size_t pol_registration_unknown_fields(const struct pol_registration *r,
 int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		  size_t errlen);
 /*
+ * Whether a registration problem (a message of pol_uri_check, as the
+ * registry loader reports it) is a secret in the URI: userinfo or a
+ * credential-bearing query parameter (DESIGN §5: audited as
+ * credential_refused).
+ */
+bool pol_problem_is_credential(const char *msg);
+/*
  * Writes uri without userinfo and without query string or fragment into
  * out. Always NUL-terminates (truncating if needed). Returns out.
  */

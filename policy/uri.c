@@ -9,6 +9,9 @@
 #include "pol_int.h"
 
 #define POL_URI_MAX	4096
+/* The words of the two refusals pol_problem_is_credential recognizes. */
+#define URI_USERINFO_MSG "(credentials come from credentials.dir or the helper)"
+#define URI_SECRET_PARAM_MSG "carries a credential (not allowed in a uri)"
 
 /* Query parameters that carry a credential (DESIGN §5), compared caselessly. */
 static const char *const secret_params[] = {
@@ -449,17 +452,16 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		return AF_EPARSE;
 	}
 	if (memchr(auth, '@', alen)) {
-		pol_seterr(err, errlen,
-			   "uri must not carry userinfo (credentials come from credentials.dir or the helper)");
+		pol_seterr(err, errlen, "uri must not carry userinfo %s",
+			   URI_USERINFO_MSG);
 		return AF_EPARSE;
 	}
 	if (*path_end == '?') {
 		q = path_end + 1;
 		hit = query_secret(q, q + strcspn(q, "#"));
 		if (hit) {
-			pol_seterr(err, errlen,
-				   "uri query parameter \"%s\" carries a credential (not allowed in a uri)",
-				   hit);
+			pol_seterr(err, errlen, "uri query parameter \"%s\" %s",
+				   hit, URI_SECRET_PARAM_MSG);
 			return AF_EPARSE;
 		}
 	}
@@ -612,6 +614,13 @@ int pol_uri_check(enum pol_source_type type, const char *uri, char *err,
 		pol_seterr(err, errlen, "unknown source type");
 		return AF_EPARSE;
 	}
+}
+
+bool pol_problem_is_credential(const char *msg)
+{
+	return msg != NULL &&
+	       (strstr(msg, URI_USERINFO_MSG) != NULL ||
+		strstr(msg, URI_SECRET_PARAM_MSG) != NULL);
 }
 
 char *pol_uri_redact(const char *uri, char *out, size_t outlen)

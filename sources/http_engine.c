@@ -11,6 +11,14 @@
  * checked before their first byte is passed on: a 206 must carry exactly
  * the Content-Range asked for; a 200 (the server ignores Range) is read
  * through, dropping what lies before the range and stopping after it.
+ *
+ * Credentials (DESIGN §5b): each attempt asks its source's header hook for
+ * the headers (and an Azure SAS query) to send. The hook only looks at
+ * what is already in hand; when nothing is yet (a helper still running),
+ * the job is parked on e->parked, costing no connection, until the source
+ * is woken (http_src_wake, from the credential provider's thread) or the
+ * park limit passes. An error status is read on (bounded) for the
+ * service's error code, which the reason carries in words.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +31,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "policy/af.h"
 #include "policy/policy.h"
@@ -40,6 +49,8 @@
 #define ENG_ACTIVE_PER_CONN	2
 /* Longest sleep of the engine loop when nothing is due. */
 #define ENG_POLL_MAX_MS		1000
+/* Error body kept to find the service's error code in it. */
+#define ENG_ERRBODY_MAX		4096
 
 enum job_kind {
 	JOB_RANGE,	/* ranged GET delivering bytes */
@@ -54,7 +65,7 @@ struct size_wait {
 	bool done;		/* lock */
 	int err;		/* lock */
 	uint64_t size;		/* lock */
-	char reason[256];	/* lock */
+	char reason[400];	/* lock */
 };
 
 /*
@@ -75,6 +86,8 @@ struct job {
 	unsigned hops;			/* redirects followed in this attempt */
 	char *visited[ENG_MAX_REDIRS];	/* URLs left by a redirect (loops) */
 	long long start_at_ms;		/* next attempt not before */
+	long long park_until_ms;	/* parked: fails after this; 0: not */
+	unsigned park_gen;		/* hs->wake_gen when the hook ran */
 
 	CURL *easy;			/* NULL between attempts */
 	struct curl_slist *hdrs;
@@ -92,6 +105,10 @@ struct job {
 	char *head;			/* header lines, when hs->check_fn */
 	size_t head_len;
 	bool head_over;			/* more than ENG_HEAD_MAX */
+	bool errbody;			/* an error status: reading its body */
+	char *ebuf;			/* the error body (ENG_ERRBODY_MAX) */
+	size_t elen;
+	char hcode[72];			/* x-ms-error-code, when sent */
 	long long progress_ms;		/* last byte of header or body seen */
 	bool stalled;			/* aborted by the stall detector */
 	uint64_t skip;			/* 200: bytes to drop before the range */
@@ -125,6 +142,7 @@ struct http_engine {
 
 	/* Engine thread only. */
 	struct jlist waiting;		/* new or backing off */
+	struct jlist parked;		/* waiting for a credential */
 	struct jlist active;		/* with an easy handle in multi */
 	unsigned n_active;
 	uint64_t rng;
@@ -140,6 +158,7 @@ struct http_src {
 	int range_ignored;		/* __atomic */
 	bool direct;			/* never through cfg.proxy; immutable */
 	int retries;			/* < 0: cfg.retries; immutable */
+	unsigned wake_gen;		/* __atomic; http_src_wake */
 	unsigned inflight;		/* jobs submitted, not finished (eng->lock) */
 	bool closing;			/* eng->lock */
 };
@@ -201,12 +220,22 @@ static void job_clear_hops(struct job *j)
 	j->hops = 0;
 }
 
+/* Header lines may carry a credential: wiped before they are freed. */
+static void slist_wipe_free(struct curl_slist *l)
+{
+	for (struct curl_slist *n = l; n != NULL; n = n->next)
+		if (n->data != NULL)
+			OPENSSL_cleanse(n->data, strlen(n->data));
+	curl_slist_free_all(l);
+}
+
 static void job_free(struct job *j)
 {
 	job_clear_hops(j);
 	free(j->head);
 	free(j->url);
-	curl_slist_free_all(j->hdrs);
+	free(j->ebuf);
+	slist_wipe_free(j->hdrs);
 	free(j);
 }
 
@@ -218,7 +247,7 @@ static void job_stop_attempt(struct http_engine *e, struct job *j)
 	curl_multi_remove_handle(e->multi, j->easy);
 	curl_easy_cleanup(j->easy);
 	j->easy = NULL;
-	curl_slist_free_all(j->hdrs);
+	slist_wipe_free(j->hdrs);
 	j->hdrs = NULL;
 	jlist_del(&e->active, j);
 	e->n_active--;
@@ -262,6 +291,9 @@ static void job_reset_response(struct job *j)
 	j->have_cl = false;
 	j->have_ra = false;
 	j->checked = false;
+	j->errbody = false;
+	j->elen = 0;
+	j->hcode[0] = '\0';
 	j->skip = 0;
 	j->head_len = 0;
 	j->head_over = false;
@@ -292,15 +324,41 @@ static void job_retry(struct job *j, int err, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* A status that is neither success nor a redirect being followed. */
+/*
+ * A status that is neither success nor a redirect being followed, in
+ * words, with the service's error code when it sent one (DESIGN §5b):
+ * "HTTP 403 Forbidden (SignatureDoesNotMatch)". Called once the error
+ * body (or as much of it as is kept) is in.
+ */
 static void job_bad_status(struct job *j)
 {
+	const char *words = http_status_text(j->status);
+	char code[72] = "", what[160];
+
+	if (j->hcode[0] != '\0')
+		snprintf(code, sizeof(code), "%s", j->hcode);
+	else if (j->ebuf != NULL)
+		http_error_code(j->ebuf, j->elen, code, sizeof(code));
+	snprintf(what, sizeof(what), "HTTP %d%s%s%s%s%s", j->status,
+		 words ? " " : "", words ? words : "", code[0] ? " (" : "",
+		 code, code[0] ? ")" : "");
 	if (j->status == 429 || (j->status >= 500 && j->status <= 599))
-		job_retry(j, AF_ESOURCE, "HTTP %d", j->status);
-	else if (j->status == 416)
-		job_fail(j, AF_ESIZE, "HTTP 416 (range not satisfiable)");
+		job_retry(j, AF_ESOURCE, "%s", what);
 	else
-		job_fail(j, AF_ESOURCE, "HTTP %d", j->status);
+		job_fail(j, AF_ESOURCE, "%s", what);
+}
+
+/*
+ * An error status: keep reading its body (bounded) for the error code;
+ * job_done classifies it. A 416 needs no body: it is the size rule.
+ */
+static void job_error_status(struct job *j)
+{
+	if (j->status == 416) {
+		job_fail(j, AF_ESIZE, "HTTP 416 (range not satisfiable)");
+		return;
+	}
+	j->errbody = true;
 }
 
 static bool url_same_origin(const char *a, const char *b);
@@ -407,7 +465,7 @@ static void job_check(struct job *j)
 			}
 			j->skip = want_first;
 		} else {
-			job_bad_status(j);
+			job_error_status(j);
 		}
 		break;
 	case JOB_HEAD:
@@ -415,10 +473,17 @@ static void job_check(struct job *j)
 			j->size = j->cl;
 			j->complete = true;
 		} else if (j->status == 200 || j->status == 403 ||
-			   j->status == 405 || j->status == 501) {
+			   j->status == 405 || j->status == 501 ||
+			   (j->status >= 400 && j->status < 500 &&
+			    j->hcode[0] == '\0')) {
+			/*
+			 * HEAD refused, or a client error without a body to
+			 * say why: a one-byte GET gets the size or the
+			 * service's error code (DESIGN §5b).
+			 */
 			j->restart = true;
 		} else {
-			job_bad_status(j);
+			job_error_status(j);
 		}
 		break;
 	case JOB_PROBE:
@@ -441,7 +506,7 @@ static void job_check(struct job *j)
 			j->size = j->cr.total;
 			j->complete = true;
 		} else {
-			job_bad_status(j);
+			job_error_status(j);
 		}
 		break;
 	default:
@@ -473,6 +538,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 	} else if (http_header_value(buf, len, "Retry-After", &v, &vlen)) {
 		j->have_ra = http_parse_retry_after(v, vlen, time(NULL),
 			j->hs->eng->cfg.retry_after_cap_s, &j->ra_s) == 0;
+	} else if (http_header_value(buf, len, "x-ms-error-code", &v, &vlen)) {
+		if (!http_error_token(v, vlen, j->hcode, sizeof(j->hcode)))
+			j->hcode[0] = '\0';
 	}
 	return len;
 }
@@ -492,6 +560,18 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	}
 	if (j->redirect)
 		return len;			/* the body of a 3xx */
+	if (j->errbody) {
+		size_t take;
+
+		if (j->ebuf == NULL && (j->ebuf = malloc(ENG_ERRBODY_MAX)) == NULL)
+			return CURL_WRITEFUNC_ERROR;
+		take = ENG_ERRBODY_MAX - j->elen < len ? ENG_ERRBODY_MAX - j->elen
+						       : len;
+		memcpy(j->ebuf + j->elen, buf, take);
+		j->elen += take;
+		/* Enough of an error body: stop reading it. */
+		return j->elen == ENG_ERRBODY_MAX ? CURL_WRITEFUNC_ERROR : len;
+	}
 	if (j->complete)
 		return CURL_WRITEFUNC_ERROR;	/* size probe: enough */
 	if (j->kind != JOB_RANGE)
@@ -609,13 +689,41 @@ out:
 	return same;
 }
 
-/* Creates and adds the easy handle of the next attempt (engine thread). */
+/* url with query appended ('?' or '&'), newly allocated. */
+static char *url_with_query(const char *url, const char *query)
+{
+	size_t a = strlen(url), b = strlen(query);
+	char *u = malloc(a + b + 2);
+
+	if (u == NULL)
+		return NULL;
+	memcpy(u, url, a);
+	u[a] = strchr(url, '?') != NULL ? '&' : '?';
+	memcpy(u + a + 1, query, b + 1);
+	return u;
+}
+
+static void wipe_free(char *s)
+{
+	if (s == NULL)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+/*
+ * Creates and adds the easy handle of the next attempt (engine thread).
+ * Returns 0, HTTP_HOOK_WAIT (the header hook has no credential in hand
+ * yet: nothing was started), or a negative error with reason filled.
+ */
 static int job_start_attempt(struct http_engine *e, struct job *j,
 			     char *reason, size_t reasonlen)
 {
 	struct http_src *hs = j->hs;
 	const struct http_engine_cfg *c = &e->cfg;
 	const char *url = j->url ? j->url : hs->url;
+	struct http_req rq = { 0 };
+	char *full_url = NULL;
 	long stall_s;
 	CURL *h;
 	int err;
@@ -626,15 +734,52 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	j->fail_err = 0;
 	j->what[0] = '\0';
 	job_reset_response(j);
+	switch (j->kind) {
+	case JOB_RANGE:
+		snprintf(j->range, sizeof(j->range), "%" PRIu64 "-%" PRIu64,
+			 j->off + j->done, j->off + j->len - 1);
+		break;
+	case JOB_PROBE:
+		snprintf(j->range, sizeof(j->range), "0-0");
+		break;
+	default:
+		j->range[0] = '\0';
+		break;
+	}
+	if (hs->hdr_fn != NULL && url_same_origin(hs->url, url)) {
+		char range[64];
+
+		snprintf(range, sizeof(range), "bytes=%s", j->range);
+		rq.url = url;
+		rq.method = j->kind == JOB_HEAD ? "HEAD" : "GET";
+		rq.range = j->range[0] ? range : NULL;
+		/* Read before the hook: a wake after it is not lost. */
+		j->park_gen = __atomic_load_n(&hs->wake_gen, __ATOMIC_ACQUIRE);
+		err = hs->hdr_fn(hs->hdr_arg, &rq, reason, reasonlen);
+		if (err == 0 && rq.url_query != NULL &&
+		    (full_url = url_with_query(url, rq.url_query)) == NULL) {
+			src_reason(reason, reasonlen, "out of memory");
+			err = -ENOMEM;
+		}
+		wipe_free(rq.url_query);
+		if (err != 0) {
+			slist_wipe_free(rq.hdrs);
+			return err;
+		}
+		j->hdrs = rq.hdrs;
+	}
+	j->park_until_ms = 0;
 	h = curl_easy_init();
 	if (h == NULL) {
 		src_reason(reason, reasonlen, "out of memory");
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto out_cleanup;
 	}
 	stall_s = (long)((c->low_speed_timeout_ms + 999) / 1000);
 	if (stall_s < 1)
 		stall_s = 1;
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	/* curl copies the URL: ours (it may hold a SAS) is wiped below. */
+	curl_easy_setopt(h, CURLOPT_URL, full_url ? full_url : url);
 	/*
 	 * What policy and the credential scopes checked is what is asked
 	 * for: curl must not collapse "/a/../b" (DESIGN §2, §5b).
@@ -679,34 +824,18 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, j);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, j);
-	switch (j->kind) {
-	case JOB_RANGE:
-		snprintf(j->range, sizeof(j->range), "%" PRIu64 "-%" PRIu64,
-			 j->off + j->done, j->off + j->len - 1);
+	if (j->range[0] != '\0')
 		curl_easy_setopt(h, CURLOPT_RANGE, j->range);
-		break;
-	case JOB_PROBE:
-		curl_easy_setopt(h, CURLOPT_RANGE, "0-0");
-		break;
-	case JOB_HEAD:
+	if (j->kind == JOB_HEAD)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-		break;
-	default:
-		break;
-	}
-	if (hs->hdr_fn != NULL && url_same_origin(hs->url, url)) {
-		err = hs->hdr_fn(hs->hdr_arg, url,
-				 j->kind == JOB_HEAD ? "HEAD" : "GET",
-				 &j->hdrs, reason, reasonlen);
-		if (err != 0)
-			goto out_cleanup;
+	if (j->hdrs != NULL)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, j->hdrs);
-	}
 	if (curl_multi_add_handle(e->multi, h) != CURLM_OK) {
 		err = -ENOMEM;
 		src_reason(reason, reasonlen, "cannot start transfer");
 		goto out_cleanup;
 	}
+	wipe_free(full_url);
 	j->easy = h;
 	j->attempt++;
 	jlist_add(&e->active, j);
@@ -715,7 +844,8 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 	return 0;
 
 out_cleanup:
-	curl_slist_free_all(j->hdrs);
+	wipe_free(full_url);
+	slist_wipe_free(j->hdrs);
 	j->hdrs = NULL;
 	curl_easy_cleanup(h);
 	return err;
@@ -893,9 +1023,12 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 
 	if (!j->fail_err && !j->fail_retry && !j->complete && !j->restart &&
 	    !j->redirect) {
-		if (rc == CURLE_OK) {
-			if (!j->checked)
-				job_check(j);
+		if (rc == CURLE_OK && !j->checked)
+			job_check(j);
+		if (j->errbody) {
+			/* Whatever ended the error body, the status decides. */
+			job_bad_status(j);
+		} else if (rc == CURLE_OK) {
 			if (!j->fail_err && !j->fail_retry && !j->complete &&
 			    !j->restart && !j->redirect) {
 				/* A response that ended before the range did. */
@@ -966,9 +1099,9 @@ static void job_done(struct http_engine *e, struct job *j, CURLcode rc)
 /* Ends every job of a closing source with -ECANCELED (engine thread). */
 static void eng_cancel_closing(struct http_engine *e, bool all)
 {
-	struct jlist *lists[] = { &e->waiting, &e->active };
+	struct jlist *lists[] = { &e->waiting, &e->active, &e->parked };
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < 3; i++) {
 		struct job *j = lists[i]->head, *next;
 
 		for (; j != NULL; j = next) {
@@ -998,7 +1131,7 @@ static long eng_start_due(struct http_engine *e)
 	struct job *j, *next;
 
 	for (j = e->waiting.head; j != NULL; j = next) {
-		char reason[128] = "";
+		char reason[400] = "";
 		int err;
 
 		next = j->next;
@@ -1011,8 +1144,46 @@ static long eng_start_due(struct http_engine *e)
 			continue;
 		jlist_del(&e->waiting, j);
 		err = job_start_attempt(e, j, reason, sizeof(reason));
-		if (err != 0)
+		if (err == HTTP_HOOK_WAIT) {
+			if (j->park_until_ms == 0)
+				j->park_until_ms = now + (long long)
+					e->cfg.park_max_ms;
+			jlist_add(&e->parked, j);
+		} else if (err != 0) {
 			job_finish(e, j, err, reason[0] ? reason : NULL);
+		}
+	}
+	return wait;
+}
+
+/*
+ * Parked jobs whose source was woken go back to the waiting list; those
+ * parked too long fail. Returns ms until the next deadline (engine
+ * thread).
+ */
+static long eng_unpark(struct http_engine *e, long wait)
+{
+	long long now = af_now_ms();
+	struct job *j, *next;
+
+	for (j = e->parked.head; j != NULL; j = next) {
+		next = j->next;
+		if (__atomic_load_n(&j->hs->wake_gen, __ATOMIC_ACQUIRE) !=
+		    j->park_gen) {
+			jlist_del(&e->parked, j);
+			j->start_at_ms = 0;
+			jlist_add(&e->waiting, j);
+		} else if (j->park_until_ms <= now) {
+			char reason[96];
+
+			jlist_del(&e->parked, j);
+			snprintf(reason, sizeof(reason),
+				 "no credential within %llu s",
+				 (unsigned long long)(e->cfg.park_max_ms / 1000));
+			job_finish(e, j, AF_ECRED, reason);
+		} else if (j->park_until_ms - now < wait) {
+			wait = (long)(j->park_until_ms - now);
+		}
 	}
 	return wait;
 }
@@ -1040,6 +1211,7 @@ static void *eng_main(void *arg)
 		}
 		if (closing)
 			eng_cancel_closing(e, false);
+		eng_unpark(e, ENG_POLL_MAX_MS);
 		long wait = eng_start_due(e);
 
 		curl_multi_perform(e->multi, &running);
@@ -1058,6 +1230,7 @@ static void *eng_main(void *arg)
 		}
 		/* A finished job may have freed a slot or be due now. */
 		wait = eng_start_due(e);
+		wait = eng_unpark(e, wait);
 		curl_multi_poll(e->multi, NULL, 0, (int)wait, NULL);
 		pthread_mutex_lock(&e->lock);
 	}
@@ -1090,6 +1263,8 @@ int http_engine_new(const struct http_engine_cfg *cfg,
 	e->cfg = *cfg;
 	if (e->cfg.connections == 0)
 		e->cfg.connections = 1;
+	if (e->cfg.park_max_ms == 0)
+		e->cfg.park_max_ms = 60 * 1000;
 	if (getrandom(&e->rng, sizeof(e->rng), 0) != sizeof(e->rng) ||
 	    e->rng == 0)
 		e->rng = (uint64_t)af_wall_ms() | 1;
@@ -1132,6 +1307,7 @@ static void eng_destroy(struct http_engine *e)
  */
 void http_engine_free(struct http_engine *e)
 {
+	CURLM *multi;
 	bool last;
 
 	if (e == NULL)
@@ -1141,12 +1317,14 @@ void http_engine_free(struct http_engine *e)
 	pthread_mutex_unlock(&e->lock);
 	curl_multi_wakeup(e->multi);
 	pthread_join(e->thread, NULL);
-	curl_multi_cleanup(e->multi);
+	/* Dead first: http_src_wake/free never touch a multi being freed. */
 	pthread_mutex_lock(&e->lock);
+	multi = e->multi;
 	e->multi = NULL;
 	e->dead = true;
 	last = e->n_src == 0;
 	pthread_mutex_unlock(&e->lock);
+	curl_multi_cleanup(multi);
 	if (last)
 		eng_destroy(e);
 }
@@ -1216,6 +1394,17 @@ void http_src_set_direct(struct http_src *hs, int retries)
 	hs->retries = retries;
 }
 
+void http_src_wake(struct http_src *hs)
+{
+	struct http_engine *e = hs->eng;
+
+	__atomic_fetch_add(&hs->wake_gen, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&e->lock);
+	if (!e->dead)
+		curl_multi_wakeup(e->multi);
+	pthread_mutex_unlock(&e->lock);
+}
+
 bool http_src_range_ignored(const struct http_src *hs)
 {
 	return __atomic_load_n(&hs->range_ignored, __ATOMIC_RELAXED) != 0;
@@ -1233,8 +1422,9 @@ static int eng_submit(struct http_src *hs, struct job *j)
 	}
 	hs->inflight++;
 	jlist_add(&e->queue, j);
-	pthread_mutex_unlock(&e->lock);
+	/* Under the lock: the multi handle lives until the engine is dead. */
 	curl_multi_wakeup(e->multi);
+	pthread_mutex_unlock(&e->lock);
 	return 0;
 }
 

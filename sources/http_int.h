@@ -96,6 +96,20 @@ bool http_redirect_allowed(const char *from, const char *loc);
 bool http_head_find(const char *head, size_t head_len, const char *name,
 		    const char **val, size_t *vlen);
 
+/*
+ * The error code a service put in an error body (DESIGN §5b: the audit
+ * reason carries it): S3's and Azure's <Code>…</Code>, GCS's JSON
+ * "reason" (or "status"), an OAuth "error". Only a token of 1..64
+ * characters [A-Za-z0-9._-] is taken, never the message around it (S3's
+ * SignatureDoesNotMatch body echoes the string to sign). Returns true and
+ * the code in out.
+ */
+bool http_error_code(const char *body, size_t len, char *out, size_t outlen);
+/* Copies v into out when it is such a token (an x-ms-error-code value). */
+bool http_error_token(const char *v, size_t len, char *out, size_t outlen);
+/* "Unauthorized" for 401 and the like; NULL for a status without words. */
+const char *http_status_text(int status);
+
 /* The engine. */
 struct http_engine;
 
@@ -109,6 +123,7 @@ struct http_engine_cfg {
 	unsigned retry_after_cap_s;	/* Retry-After honoured up to this */
 	const char *ca_file;		/* NULL: system store */
 	const char *proxy;		/* NULL: none (curl's env rules off) */
+	uint64_t park_max_ms;		/* longest wait for a credential */
 	uint64_t *stat_requests;	/* counters, updated atomically */
 	uint64_t *stat_retries;
 	uint64_t *stat_bytes;
@@ -124,21 +139,41 @@ int http_engine_new(const struct http_engine_cfg *cfg,
 void http_engine_free(struct http_engine *e);
 
 /*
- * Extra request headers for one attempt, the seam for credentialed source
- * types (bearer tokens, SigV4 signing): called on the engine thread before
- * each attempt and redirect hop with the URL and method; appends
- * "Name: value" lines to *hdrs (curl_slist_append). Returns 0, or a
- * negative error that fails the request without retry (reason filled, no
- * secrets). The engine follows redirects itself (DESIGN §5b: at most 5,
- * no loop, https only or http too from an http URL, never https to http)
- * and calls the hook only for URLs of the source URL's origin (scheme,
- * host, port): a hop to another host carries no credential header at all
- * (DESIGN §5).
+ * One attempt of a request as the header hook sees it: the seam for
+ * credentialed source types (bearer tokens, SigV4 signing, an Azure SAS).
  */
 struct curl_slist;
-typedef int (*http_headers_fn)(void *arg, const char *url,
-			       const char *method, struct curl_slist **hdrs,
-			       char *reason, size_t reasonlen);
+struct http_req {
+	const char *url;	/* this attempt's (a same-origin hop's) URL */
+	const char *method;	/* "GET" or "HEAD" */
+	const char *range;	/* the Range header's value, or NULL */
+	/* Out: "Name: value" lines to send (curl_slist_append). */
+	struct curl_slist *hdrs;
+	/*
+	 * Out: a query to append to url for this attempt only (a SAS),
+	 * malloc'd; the engine wipes and frees it. Never shown anywhere.
+	 */
+	char *url_query;
+};
+
+/* The hook's answer: the credential is not in hand yet (see below). */
+#define HTTP_HOOK_WAIT	1
+
+/*
+ * Called on the engine thread before each attempt and each same-origin
+ * redirect hop. It must not block: it may only use what it already holds.
+ * Returns 0 (send), HTTP_HOOK_WAIT (nothing to send with yet: the job is
+ * parked without cost until http_src_wake(), at most park_max_ms, then
+ * fails with AF_ECRED), or a negative error that fails the request
+ * without retry (reason filled, no secrets). The engine follows redirects
+ * itself (DESIGN §5b: at most 5, no loop, https only or http too from an
+ * http URL, never https to http) and calls the hook only for URLs of the
+ * source URL's origin (scheme, host, port): a hop to another host carries
+ * no credential at all (DESIGN §5). Every header line the hook added is
+ * wiped when the attempt ends.
+ */
+typedef int (*http_headers_fn)(void *arg, struct http_req *rq, char *reason,
+			       size_t reasonlen);
 
 /*
  * One response head as a source type's check sees it (http_src_set_check):
@@ -185,6 +220,11 @@ void http_src_set_check(struct http_src *hs, http_check_fn fn, void *arg);
  * source is the real retry. Before the first request.
  */
 void http_src_set_direct(struct http_src *hs, int retries);
+/*
+ * Retries the jobs of hs parked by HTTP_HOOK_WAIT (their hook runs
+ * again). Any thread; never blocks for long (takes the engine's lock).
+ */
+void http_src_wake(struct http_src *hs);
 /* True once a response showed that the server ignores Range. */
 bool http_src_range_ignored(const struct http_src *hs);
 
@@ -193,8 +233,9 @@ int http_src_read_range(struct http_src *hs, uint64_t off, uint64_t len,
 			const struct src_range_cb *cb);
 /*
  * Blocking size: HEAD, then a "Range: bytes=0-0" GET where HEAD is refused
- * (405, 403, 501) or gives no length. Returns 0 and *size, or an error with
- * reason filled.
+ * (405, 403, 501), gives no length, or fails with a 4xx that says no
+ * error code (a HEAD has no body to carry it). Returns 0 and *size, or an
+ * error with reason filled.
  */
 int http_src_size(struct http_src *hs, uint64_t *size, char *reason,
 		  size_t reasonlen);

@@ -345,3 +345,103 @@ bool http_redirect_allowed(const char *from, const char *loc)
 {
 	return http_redirect_check(from, loc) == HTTP_REDIRECT_OK;
 }
+
+/* An error code as services spell them: 1..64 of [A-Za-z0-9._-]. */
+bool http_error_token(const char *v, size_t len, char *out, size_t outlen)
+{
+	if (len == 0 || len > 64 || len + 1 > outlen)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = v[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+		      ch == '-'))
+			return false;
+	}
+	memcpy(out, v, len);
+	out[len] = '\0';
+	return true;
+}
+
+/* The token after `"key"\s*:\s*"` in [p, end), if any. */
+static bool json_string_after(const char *p, const char *end,
+			      const char *key, char *out, size_t outlen)
+{
+	size_t klen = strlen(key);
+
+	while (p < end) {
+		const char *q = memmem(p, (size_t)(end - p), key, klen);
+		struct cur c;
+		const char *v;
+
+		if (q == NULL)
+			return false;
+		c.p = q + klen;
+		c.end = end;
+		p = c.p;
+		while (!cur_eof(&c) && (*c.p == ' ' || *c.p == '\t' ||
+					*c.p == '\r' || *c.p == '\n'))
+			c.p++;
+		if (!cur_take(&c, ':'))
+			continue;
+		while (!cur_eof(&c) && (*c.p == ' ' || *c.p == '\t' ||
+					*c.p == '\r' || *c.p == '\n'))
+			c.p++;
+		if (!cur_take(&c, '"'))
+			continue;
+		v = c.p;
+		while (!cur_eof(&c) && *c.p != '"')
+			c.p++;
+		if (cur_eof(&c))
+			return false;
+		if (http_error_token(v, (size_t)(c.p - v), out, outlen))
+			return true;
+	}
+	return false;
+}
+
+bool http_error_code(const char *body, size_t len, char *out, size_t outlen)
+{
+	const char *end = body + len, *a, *b;
+
+	if (body == NULL || len == 0)
+		return false;
+	/* S3 and Azure: <Error><Code>SignatureDoesNotMatch</Code>… */
+	a = memmem(body, len, "<Code>", 6);
+	if (a != NULL) {
+		a += 6;
+		b = memmem(a, (size_t)(end - a), "</Code>", 7);
+		if (b != NULL &&
+		    http_error_token(a, (size_t)(b - a), out, outlen))
+			return true;
+	}
+	/* GCS: {"error": {"errors": [{"reason": "authError"}], "status": …}} */
+	return json_string_after(body, end, "\"reason\"", out, outlen) ||
+	       json_string_after(body, end, "\"status\"", out, outlen) ||
+	       json_string_after(body, end, "\"error\"", out, outlen) ||
+	       json_string_after(body, end, "\"code\"", out, outlen);
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 407: return "Proxy Authentication Required";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 412: return "Precondition Failed";
+	case 416: return "Range Not Satisfiable";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return NULL;
+	}
+}

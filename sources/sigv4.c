@@ -84,6 +84,16 @@ static bool add_decoded(struct pol_buf *b, const char *s, size_t n)
 	return true;
 }
 
+char *sigv4_uri_encode(const char *s, size_t n, bool keep_slash, size_t max)
+{
+	struct pol_buf b;
+
+	pol_buf_init(&b, max);
+	pol_buf_add(&b, "", 0);
+	add_encoded(&b, s, n, keep_slash);
+	return pol_buf_take(&b);
+}
+
 char *sigv4_encode_path(const char *path, size_t max)
 {
 	struct pol_buf b;

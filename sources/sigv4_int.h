@@ -101,6 +101,13 @@ int sigv4_presign(const struct sigv4_request *rq, const struct sigv4_key *key,
 void sigv4_result_release(struct sigv4_result *r);
 
 /*
+ * [s, s + n) percent-encoded as SigV4 (and RFC 3986) want it: every byte
+ * but A-Z a-z 0-9 - . _ ~ (and '/' when keep_slash) as %XX. Returns a new
+ * string, or NULL when out of memory or longer than max.
+ */
+char *sigv4_uri_encode(const char *s, size_t n, bool keep_slash, size_t max);
+
+/*
  * The path as the canonical request encodes it (and as the request must
  * then be sent): every byte but A-Z a-z 0-9 - . _ ~ and '/' as %XX.
  * Returns a new string, or NULL when out of memory or longer than max.

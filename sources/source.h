@@ -20,17 +20,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct audit;
 struct pol_config;
 struct pol_registration;
 
-/* Per-process source context: config, the HTTP engine thread, TLS setup. */
+/*
+ * Per-process source context: config, the HTTP engine thread, TLS setup,
+ * the credential provider (DESIGN §5) and its worker threads.
+ */
 struct src_ctx;
 
 /*
- * Creates the context and starts the HTTP engine thread. cfg must outlive
- * the context (only the [fetch] values are read). Returns 0 or -errno.
+ * Creates the context and starts the HTTP engine thread and, when
+ * credentials.dir or credentials.helper is set, the credential workers.
+ * cfg and audit (may be NULL: credential refusals then go to the log
+ * only) must outlive the context. Returns 0 or -errno.
  */
-int src_ctx_new(const struct pol_config *cfg, struct src_ctx **out);
+int src_ctx_new(const struct pol_config *cfg, struct audit *audit,
+		struct src_ctx **out);
 /*
  * Stops the engine: pending ranges end with on_done(-ECANCELED). Sources
  * still open may only be closed (src_close) afterwards. ctx == NULL does
@@ -127,6 +134,18 @@ struct src_stats {
 	uint64_t type_bytes[SRC_TYPE_MAX];
 };
 void src_ctx_stats(struct src_ctx *ctx, struct src_stats *out);
+
+/*
+ * artifactfs check (DESIGN §9): every problem of credentials.dir (a file
+ * unreadable, malformed, refused, expired or valid longer than
+ * credentials.max_lifetime at now_s) and of credentials.helper (not an
+ * executable file) is reported through report with level "error", named
+ * by file, never quoting a secret. Returns 0 when there was none, else
+ * AF_ECRED.
+ */
+typedef void (*src_report_fn)(void *arg, const char *level, const char *msg);
+int src_cred_check(const struct pol_config *cfg, long long now_s,
+		   src_report_fn report, void *arg);
 
 /* The vtable each source type implements (sources/src_int.h has helpers). */
 struct src_ops {

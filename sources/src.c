@@ -1,9 +1,10 @@
 /*
  * src.c - the source context, the dispatch table of source types and the
- * generic half of struct src (DESIGN §1 sources/). Types not built yet
- * (s3, gcs, azure_blob, huggingface, artifact_store) have a NULL slot and
- * src_open answers -ENOTSUP for them; each later type adds one file and
- * fills its slot.
+ * generic half of struct src (DESIGN §1 sources/), including what every
+ * HTTP-based type shares: the engine object, the credential subscription
+ * and the bearer-token hook. Types not built yet (huggingface,
+ * artifact_store) have a NULL slot and src_open answers -ENOTSUP for
+ * them; each later type adds one file and fills its slot.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
 #include "policy/af.h"
 #include "policy/config.h"
+#include "policy/cred.h"
 #include "policy/policy.h"
 #include "sources/source.h"
 #include "sources/src_int.h"
@@ -24,9 +29,9 @@
 
 /* Indexed by enum pol_source_type. */
 static const struct src_ops *const src_types[] = {
-	[POL_SRC_S3] = NULL,
-	[POL_SRC_GCS] = NULL,
-	[POL_SRC_AZURE_BLOB] = NULL,
+	[POL_SRC_S3] = &src_s3_ops,
+	[POL_SRC_GCS] = &src_gcs_ops,
+	[POL_SRC_AZURE_BLOB] = &src_azure_ops,
 	[POL_SRC_HTTPS] = &src_https_ops,
 	[POL_SRC_HUGGINGFACE] = NULL,
 	[POL_SRC_ARTIFACT_STORE] = NULL,
@@ -44,7 +49,8 @@ void src_reason(char *buf, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-int src_ctx_new(const struct pol_config *cfg, struct src_ctx **out)
+int src_ctx_new(const struct pol_config *cfg, struct audit *audit,
+		struct src_ctx **out)
 {
 	struct http_engine_cfg ec = { 0 };
 	struct src_ctx *ctx;
@@ -68,12 +74,23 @@ int src_ctx_new(const struct pol_config *cfg, struct src_ctx **out)
 	ec.stat_requests = &ctx->stat_requests;
 	ec.stat_retries = &ctx->stat_retries;
 	ec.stat_bytes = &ctx->stat_bytes;
-	err = http_engine_new(&ec, &ctx->http);
+	/*
+	 * A request waits for its credential as long as a helper may run,
+	 * plus a connect timeout.
+	 */
+	ec.park_max_ms = cfg->credentials_helper_timeout_ms +
+			 cfg->connect_timeout_ms;
+	err = cred_provider_new(cfg, audit, &ctx->creds);
 	if (err != 0)
 		goto out_free;
+	err = http_engine_new(&ec, &ctx->http);
+	if (err != 0)
+		goto out_creds;
 	*out = ctx;
 	return 0;
 
+out_creds:
+	cred_provider_free(ctx->creds);
 out_free:
 	free(ctx);
 	return err;
@@ -84,6 +101,7 @@ void src_ctx_free(struct src_ctx *ctx)
 	if (ctx == NULL)
 		return;
 	http_engine_free(ctx->http);
+	cred_provider_free(ctx->creds);
 	free(ctx);
 }
 
@@ -239,4 +257,155 @@ int src_set_headers_hook(struct src *s, http_headers_fn fn, void *arg)
 		return -EINVAL;
 	http_src_set_headers(s->http, fn, arg);
 	return 0;
+}
+
+/* A credential's answer changed: the parked requests of s try again. */
+static void src_wake(void *arg)
+{
+	http_src_wake(arg);
+}
+
+int src_http_open(struct src *s, const struct pol_registration *r,
+		  const char *url, http_headers_fn hook)
+{
+	int err;
+
+	err = http_src_new(s->ctx->http, url, &s->http);
+	if (err != 0)
+		return err;
+	if (cred_provider_enabled(s->ctx->creds)) {
+		err = cred_sub_new(s->ctx->creds, r, src_wake, s->http,
+				   &s->cred);
+		if (err != 0) {
+			http_src_free(s->http);
+			s->http = NULL;
+			return err;
+		}
+	}
+	http_src_set_headers(s->http, hook, s);
+	return 0;
+}
+
+/*
+ * No wake may reach the engine object once it is freed, and the header
+ * hook may run (on the engine thread) until it is: unwake, free the
+ * engine object (which waits for its requests), then the subscription.
+ */
+void src_http_close(struct src *s)
+{
+	cred_sub_unwake(s->cred);
+	http_src_free(s->http);
+	s->http = NULL;
+	cred_sub_free(s->cred);
+	s->cred = NULL;
+}
+
+int src_http_size(struct src *s, uint64_t *size, char *reason,
+		  size_t reasonlen)
+{
+	return http_src_size(s->http, size, reason, reasonlen);
+}
+
+int src_http_read_range(struct src *s, uint64_t off, uint64_t len,
+			const struct src_range_cb *cb)
+{
+	return http_src_read_range(s->http, off, len, cb);
+}
+
+int src_cred_take(struct src *s, struct cred_ref **out, char *reason,
+		  size_t reasonlen)
+{
+	*out = NULL;
+	if (s->cred == NULL)
+		return 0;
+	switch (cred_sub_get(s->cred, out, reason, reasonlen)) {
+	case CRED_READY:
+	case CRED_NONE:
+		return 0;
+	case CRED_PENDING:
+		return HTTP_HOOK_WAIT;
+	case CRED_REFUSED:
+		return AF_ECRED;
+	default:
+		src_reason(reason, reasonlen, "credential: internal error");
+		return AF_ECRED;
+	}
+}
+
+int src_add_header(struct curl_slist **l, char *reason, size_t reasonlen,
+		   const char *fmt, ...)
+{
+	struct curl_slist *n;
+	char line[20000];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len < 0 || (size_t)len >= sizeof(line)) {
+		OPENSSL_cleanse(line, sizeof(line));
+		src_reason(reason, reasonlen, "header too long");
+		return -EINVAL;
+	}
+	n = curl_slist_append(*l, line);
+	OPENSSL_cleanse(line, (size_t)len);
+	if (n == NULL) {
+		src_reason(reason, reasonlen, "out of memory");
+		return -ENOMEM;
+	}
+	*l = n;
+	return 0;
+}
+
+int src_bearer_hook(void *arg, struct http_req *rq, char *reason,
+		    size_t reasonlen)
+{
+	struct src *s = arg;
+	struct cred_ref *ref;
+	int err;
+
+	err = src_cred_take(s, &ref, reason, reasonlen);
+	if (err != 0 || ref == NULL)
+		return err;
+	if (ref->c->bearer_token != NULL)
+		err = src_add_header(&rq->hdrs, reason, reasonlen,
+				     "Authorization: Bearer %s",
+				     ref->c->bearer_token);
+	cred_put(ref);
+	return err;
+}
+
+char *src_pct_decode(const char *p, size_t n)
+{
+	char *out = malloc(n + 1);
+	size_t o = 0;
+
+	if (out == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)p[i];
+
+		if (c == '%') {
+			int hi, lo;
+
+			if (n - i < 3)
+				goto out_bad;
+			hi = pol_hex_value(p[i + 1]);
+			lo = pol_hex_value(p[i + 2]);
+			if (hi < 0 || lo < 0)
+				goto out_bad;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (c == 0)
+			goto out_bad;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return out;
+
+out_bad:
+	free(out);
+	return NULL;
 }

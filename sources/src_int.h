@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "source.h"
+#include "sources/cred_int.h"
 #include "sources/http_int.h"
 
 /* Longest redacted URI kept for logs. */
@@ -19,6 +20,7 @@
 struct src_ctx {
 	const struct pol_config *cfg;	/* read-only, outlives the context */
 	struct http_engine *http;	/* the engine thread; immutable */
+	struct cred_provider *creds;	/* credentials (DESIGN §5); immutable */
 	/* Counters: updated with __atomic builtins, no lock. */
 	uint64_t stat_requests;
 	uint64_t stat_retries;
@@ -41,11 +43,19 @@ struct src {
 	 * read_range; the site proxy is engine-wide (cfg->proxy).
 	 */
 	struct http_src *http;
+	/*
+	 * The credential of this registration (DESIGN §5), kept fresh by
+	 * the provider; NULL when no credentials.dir or helper is set.
+	 */
+	struct cred_sub *cred;
 };
 
 /* The vtables, one per file. */
 extern const struct src_ops src_https_ops;
 extern const struct src_ops src_file_ops;
+extern const struct src_ops src_s3_ops;
+extern const struct src_ops src_gcs_ops;
+extern const struct src_ops src_azure_ops;
 
 /* Counts body bytes delivered to a caller (file source; engine counts its own). */
 void src_ctx_count_bytes(struct src_ctx *ctx, uint64_t n);
@@ -53,6 +63,50 @@ void src_ctx_count_bytes(struct src_ctx *ctx, uint64_t n);
 /* Formats into buf (may be NULL or len 0); always NUL-terminated. */
 void src_reason(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/*
+ * The common half of an HTTP-based type's open: the engine object for the
+ * request URL url (not the registration URI: §5b, the endpoint is the
+ * node's business), the credential subscription for r, and hook as the
+ * header hook (arg: s). Returns 0 or -errno.
+ */
+int src_http_open(struct src *s, const struct pol_registration *r,
+		  const char *url, http_headers_fn hook);
+/* Its close: no wake, then the engine's object, then the subscription. */
+void src_http_close(struct src *s);
+/* The size and read_range of an HTTP-based type. */
+int src_http_size(struct src *s, uint64_t *size, char *reason,
+		  size_t reasonlen);
+int src_http_read_range(struct src *s, uint64_t off, uint64_t len,
+			const struct src_range_cb *cb);
+
+/*
+ * For a header hook (engine thread, never blocks): the credential in
+ * hand. Returns 0 with *out a reference (cred_put it) or NULL when no
+ * credential applies (the request goes without: the server answers),
+ * HTTP_HOOK_WAIT when it is still being fetched or renewed, or AF_ECRED
+ * with the refusal in reason.
+ */
+int src_cred_take(struct src *s, struct cred_ref **out, char *reason,
+		  size_t reasonlen);
+
+/*
+ * Appends a header line "Name: value" to *l. The value may be a secret:
+ * the formatted line is wiped after curl copied it. Returns 0 or -ENOMEM
+ * (reason filled).
+ */
+int src_add_header(struct curl_slist **l, char *reason, size_t reasonlen,
+		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The hook of types whose credential is a bearer token (https, gcs). */
+int src_bearer_hook(void *arg, struct http_req *rq, char *reason,
+		    size_t reasonlen);
+
+/*
+ * Percent-decodes [p, p + n) into a new string. NULL for a bad escape, an
+ * encoded NUL or no memory.
+ */
+char *src_pct_decode(const char *p, size_t n);
 
 /*
  * Test and type seam: installs a hook adding request headers to every

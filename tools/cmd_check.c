@@ -6,7 +6,8 @@
  * as warnings (the record is valid, but probably not what was meant). A
  * record that claims trust_state attested without evidence that verifies
  * (DESIGN §12) is an error: the claim is false on this node, whatever the
- * minimum.
+ * minimum. Every problem of credentials.dir and credentials.helper
+ * (DESIGN §5) is an error, named by file, never showing a secret.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -15,7 +16,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <time.h>
+
 #include "../policy/af.h"
+#include "../sources/source.h"
 #include "cli.h"
 
 static const char check_usage[] =
@@ -62,6 +66,11 @@ static void emit(struct check_state *st, const char *level, const char *msg)
  * K notes"; with --json one object {"level":"summary", …} so a script
  * reading the lines knows the run ended and what it found.
  */
+static void on_cred_problem(void *arg, const char *level, const char *msg)
+{
+	emit(arg, level, msg);
+}
+
 static void emit_summary(struct check_state *st, size_t registrations)
 {
 	if (st->cli->json) {
@@ -206,6 +215,7 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 	if (!cli->cfg.run_as)
 		emit(&st, "warning",
 		     "[daemon] run_as is not set: the daemon would run as root with every capability, parsing network input (DESIGN §13)");
+	src_cred_check(&cli->cfg, (long long)time(NULL), on_cred_problem, &st);
 	if (!cli->cfg.policy_file) {
 		emit(&st, "note", "no [policy] file: every open is denied (fail closed)");
 	} else {

@@ -359,7 +359,7 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 			cli->cfg.audit_log);
 	if (cli_run_as(cli))
 		goto out_cache;
-	if (src_ctx_new(&cli->cfg, &srcs) < 0 ||
+	if (src_ctx_new(&cli->cfg, audit, &srcs) < 0 ||
 	    cache_open(&cli->cfg, srcs, audit, &st.cache) < 0) {
 		fprintf(stderr, "artifactfs prefetch: cannot open the cache at %s\n",
 			cli->cfg.cache_dir);

@@ -817,7 +817,7 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
 		if (rc < 0)
 			goto out;
 	}
-	rc = src_ctx_new(cfg, &d.srcs);
+	rc = src_ctx_new(cfg, d.audit, &d.srcs);
 	if (rc < 0) {
 		af_err("sources: %s", af_strerror(rc));
 		goto out;

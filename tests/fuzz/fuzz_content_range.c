@@ -1,10 +1,11 @@
 /*
  * fuzz_content_range.c - libFuzzer target for the HTTP response header
  * parsers of sources/ (http_parse.c): Content-Range, Retry-After,
- * Content-Length, status lines and header matching. The first byte picks
- * the parser; the rest is the header value, as untrusted as the server.
- * Invariants checked: a parsed Content-Range is self-consistent, a
- * Retry-After never exceeds its cap.
+ * Content-Length, status lines, header matching, and the error code of an
+ * error body (S3/Azure XML, GCS JSON). The first byte picks the parser;
+ * the rest is the value, as untrusted as the server. Invariants checked: a
+ * parsed Content-Range is self-consistent, a Retry-After never exceeds its
+ * cap, an error code is a short token.
  *
  *   make fuzz && build/fuzz/fuzz_content_range tests/fuzz/corpus/content_range
  */
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data + 1, len);
 	v = copy;
-	switch (data[0] % 5) {
+	switch (data[0] % 6) {
 	case 0:
 		if (http_parse_content_range(v, len, &cr) == 0) {
 			if (!cr.unsatisfied && cr.last < cr.first)
@@ -62,6 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    (status < 100 || status > 999))
 			abort();
 		break;
+	case 5: {
+		char code[72];
+
+		if (http_error_code(v, len, code, sizeof(code))) {
+			size_t n = strlen(code);
+
+			if (n == 0 || n > 64 ||
+			    strspn(code, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789._-") != n)
+				abort();
+		}
+		break;
+	}
 	default:
 		if (http_header_value(v, len, "Content-Range", &val, &vlen) &&
 		    (val < v || val + vlen > v + len))

@@ -45,6 +45,17 @@
  *   badscheme  302 to ftp://127.0.0.1/<file>
  *   head405    HEAD answered 405; GET served normally
  *   flip       serve the file with the byte at offset size/2 inverted
+ *   error      answer st=N (default 403) with an error body: fmt=xml (S3,
+ *              Azure: <Error><Code>CODE</Code><Message>…</Message>…), json
+ *              (GCS: {"error":{"errors":[{"reason":"CODE"}]…}}) or none,
+ *              CODE from code= (default AccessDenied); hdr=1 also sends
+ *              "x-ms-error-code: CODE". The message echoes "echo-secret"
+ *              (the way S3 echoes the string to sign): a client must
+ *              take the code, never the message.
+ *   bearer     serve normally when "Authorization: Bearer TOK" came, TOK
+ *              from tok=; otherwise 401 with a JSON error body
+ *   sas        serve normally when the query has sig=good; otherwise 403
+ *              with "x-ms-error-code: AuthenticationFailed"
  *
  * Log (--log): one line per request, appended with one write(2):
  *   <METHOD> <target> range=<Range header or -> status=<code>
@@ -93,6 +104,7 @@ struct req {
 	char host[256];
 	bool has_range;
 	bool auth;
+	char authz[512];		/* the Authorization value */
 	bool close;
 };
 
@@ -276,6 +288,11 @@ static int read_request(int fd, char *buf, size_t *have, struct req *r)
 			snprintf(r->range, sizeof(r->range), "%s", v);
 			r->has_range = true;
 		} else if (strncasecmp(line, "Authorization:", 14) == 0) {
+			const char *v = line + 14;
+
+			while (*v == ' ')
+				v++;
+			snprintf(r->authz, sizeof(r->authz), "%s", v);
 			r->auth = true;
 		} else if (strncasecmp(line, "Host:", 5) == 0) {
 			const char *v = line + 5;
@@ -334,6 +351,38 @@ static bool send_simple(int fd, struct req *r, int status, const char *text,
 	if (!send_all(fd, head, (size_t)n))
 		return false;
 	return head_only || send_all(fd, body, 6);
+}
+
+/* An error with a body, the way object stores answer (mode error). */
+static bool send_error(int fd, struct req *r, int status, const char *fmt,
+		       const char *code, bool hdr)
+{
+	char head[1024], body[1024], extra[256] = "";
+	bool head_only = strcmp(r->method, "HEAD") == 0;
+	int n, b = 0;
+
+	if (strcmp(fmt, "xml") == 0)
+		b = snprintf(body, sizeof(body),
+			     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			     "<Error><Code>%s</Code><Message>echo-secret "
+			     "in the message</Message><StringToSign>"
+			     "echo-secret</StringToSign></Error>", code);
+	else if (strcmp(fmt, "json") == 0)
+		b = snprintf(body, sizeof(body),
+			     "{\"error\": {\"code\": %d, \"message\": "
+			     "\"echo-secret\", \"errors\": [{\"message\": "
+			     "\"echo-secret\", \"reason\": \"%s\"}]}}",
+			     status, code);
+	if (hdr)
+		snprintf(extra, sizeof(extra), "x-ms-error-code: %s\r\n", code);
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 %d Error\r\nContent-Length: %d\r\n"
+		     "Content-Type: application/xml\r\n%s\r\n", status, b,
+		     extra);
+	log_req(r, status, head_only ? 0 : (uint64_t)b);
+	if (!send_all(fd, head, (size_t)n))
+		return false;
+	return head_only || b == 0 || send_all(fd, body, (size_t)b);
 }
 
 /* Sends bytes [first, first + len) of the file; flips one if asked. */
@@ -433,6 +482,33 @@ static bool serve(int fd, struct req *r)
 		snprintf(extra, sizeof(extra),
 			 "Location: ftp://127.0.0.1/%s\r\n", r->file);
 		return send_simple(fd, r, 302, "Found", extra) && !r->close;
+	}
+	if (strcmp(m, "error") == 0) {
+		char fmt[16] = "xml", code[64] = "AccessDenied", h[8] = "0";
+
+		query_get(r->query, "fmt", fmt, sizeof(fmt));
+		query_get(r->query, "code", code, sizeof(code));
+		query_get(r->query, "hdr", h, sizeof(h));
+		return send_error(fd, r, (int)query_uint(r->query, "st", 403),
+				  fmt, code, h[0] == '1') && !r->close;
+	}
+	if (strcmp(m, "bearer") == 0) {
+		char tok[256] = "", want[300];
+
+		query_get(r->query, "tok", tok, sizeof(tok));
+		snprintf(want, sizeof(want), "Bearer %s", tok);
+		if (strcmp(r->authz, want) != 0)
+			return send_error(fd, r, 401, "json", "authError",
+					  false) && !r->close;
+	}
+	if (strcmp(m, "sas") == 0) {
+		char sig[64] = "";
+
+		if (!query_get(r->query, "sig", sig, sizeof(sig)) ||
+		    strcmp(sig, "good") != 0)
+			return send_error(fd, r, 403, "xml",
+					  "AuthenticationFailed", true) &&
+			       !r->close;
 	}
 	if (strcmp(m, "head405") == 0 && head)
 		return send_simple(fd, r, 405, "Method Not Allowed",

@@ -74,7 +74,7 @@ static inline int fx_setup(void **state)
 	snprintf(f->audit_path, sizeof(f->audit_path), "%s/audit.jsonl",
 		 f->dir);
 	assert_int_equal(audit_open(f->audit_path, false, &f->audit), 0);
-	assert_int_equal(src_ctx_new(&f->cfg, &f->srcs), 0);
+	assert_int_equal(src_ctx_new(&f->cfg, NULL, &f->srcs), 0);
 	fx_open_cache(f);
 	*state = f;
 	return 0;

@@ -312,7 +312,7 @@ static inline int group_setup(void **state)
 		return -1;
 	}
 	test_cfg(&f->cfg);
-	if (src_ctx_new(&f->cfg, &f->ctx) != 0)
+	if (src_ctx_new(&f->cfg, NULL, &f->ctx) != 0)
 		return -1;
 	return 0;
 }

@@ -582,7 +582,11 @@ static void test_uri_secrets(void **state)
 		assert_null(strstr(err, "hunter2"));
 		assert_null(strstr(err, "alice"));
 		assert_true(strlen(err) > 0);
+		/* The loader tells a secret in a URI from other problems. */
+		assert_true(pol_problem_is_credential(err));
 	}
+	assert_false(pol_problem_is_credential("a.json: source.uri: uri has no scheme"));
+	assert_false(pol_problem_is_credential(NULL));
 	assert_int_equal(pol_uri_check(POL_SRC_AZURE_BLOB, bad[2], err,
 				       sizeof(err)), AF_EPARSE);
 	assert_non_null(strstr(err, "\"sig\""));

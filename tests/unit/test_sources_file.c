@@ -89,7 +89,7 @@ static int setup(void **state)
 	f->cfg.fetch_retries = 1;
 	f->cfg.connect_timeout_ms = 1000;
 	f->cfg.low_speed_timeout_ms = 1000;
-	assert_int_equal(src_ctx_new(&f->cfg, &f->ctx), 0);
+	assert_int_equal(src_ctx_new(&f->cfg, NULL, &f->ctx), 0);
 	*state = f;
 	return 0;
 }
@@ -227,13 +227,25 @@ static void test_bad_uris_and_types(void **state)
 		if (src_open(f->ctx, &r, &s) != AF_EPARSE)
 			fail_msg("accepted %s", bad[i]);
 	}
+	/* The object stores open without I/O (issue 7)… */
 	r.uri = (char *)"s3://bucket/key";
 	r.source_type = POL_SRC_S3;
-	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
+	assert_int_equal(src_open(f->ctx, &r, &s), 0);
+	src_close(s);
+	r.uri = (char *)"gs://bucket/key";
 	r.source_type = POL_SRC_GCS;
-	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
+	assert_int_equal(src_open(f->ctx, &r, &s), 0);
+	src_close(s);
+	r.uri = (char *)"https://acct.blob.core.windows.net/c0n/b";
 	r.source_type = POL_SRC_AZURE_BLOB;
-	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
+	assert_int_equal(src_open(f->ctx, &r, &s), 0);
+	src_close(s);
+	/* …and refuse a URI of another form. */
+	r.source_type = POL_SRC_S3;
+	assert_int_equal(src_open(f->ctx, &r, &s), AF_EPARSE);
+	r.uri = (char *)"s3://bucket/k%zz";
+	assert_int_equal(src_open(f->ctx, &r, &s), AF_EPARSE);
+	r.uri = (char *)"s3://bucket/key";
 	r.source_type = POL_SRC_HUGGINGFACE;
 	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
 	r.source_type = POL_SRC_ARTIFACT_STORE;
