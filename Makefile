@@ -33,7 +33,8 @@ DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
 	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
 	python3 logrotate systemd libmicrohttpd-dev \
-	meson ninja-build clang libclang-rt-dev squid
+	meson ninja-build clang libclang-rt-dev squid \
+	nodejs npm
 
 PKGS := libcurl openssl libxxhash jansson libmicrohttpd
 
