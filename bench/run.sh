@@ -19,10 +19,12 @@
 #                     served file is read back into it, so nginx serves from
 #                     memory like a remote server would and only the client
 #                     side is cold; cold: the server reads the disk too
-#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest
+#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest s3
 #                     fleet (bench/fleet.sh: N daemons behind a cache tier,
 #                     its own world and knobs FLEET_N, FLEET_SIZE,
 #                     FLEET_RUNS, FLEET_SETUPS)
+#   BENCH_S3_SIZE     blob size of the s3 figure (default 256M: s3rver is a
+#                     node.js emulator; its own speed bounds both contenders)
 #   BENCH_COLD        contenders of the cold figures (default: af curl
 #                     curl_sha curl_sync rclone httpdirfs)
 #   BENCH_PERF=1      perf record -g of the daemon during the first cold
@@ -50,7 +52,8 @@ BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet s3}
+BENCH_S3_SIZE=${BENCH_S3_SIZE:-256M}
 BENCH_COLD=${BENCH_COLD:-af curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
 
@@ -74,6 +77,7 @@ fi
 sh "$TOP/mk/deps.sh" nginx curl openssl fuse3 rclone httpdirfs fio util-linux \
 	procps coreutils iproute2 attr
 want attest && sh "$TOP/mk/deps.sh" python3 python3-cryptography
+want s3 && sh "$TOP/mk/deps.sh" nodejs npm
 case ${BENCH_PERF:-0} in
 1) sh "$TOP/mk/deps.sh" linux-perf ;;
 trace) sh "$TOP/mk/deps.sh" strace ;;
@@ -841,6 +845,82 @@ PY
 	note "daemon: $ATTEST_N Ed25519 envelopes checked in $(median attest.daemon_ms) ms at mount; re-checked at an unchanged reload: $(maxof attest.reload_rechecked)"
 fi
 
+# ---- 10: s3 cold read against s3rver (issue 7) ----------------------------
+# One blob in s3rver (npm @20minutes/s3rver, installed like the integration
+# tests install it, into $AF_EMU_DIR), read cold through an s3 registration
+# (path-style on the [s3] endpoint, every 8M range signed with SigV4) and by
+# curl --aws-sigv4 with the same signed request (UNSIGNED-PAYLOAD, the whole
+# object in one GET). s3rver is a node.js emulator: its own speed bounds
+# both, so the ratio says what artifactfs adds, not what S3 would give.
+
+if want s3; then
+	say ""
+	say "== s3: cold open+read through the mount vs curl --aws-sigv4 (s3rver)"
+	# shellcheck source=/dev/null
+	. "$TOP/tests/integration/creds.sh"
+	S3_SIZE=$(to_bytes "$BENCH_S3_SIZE")
+	if ! S3DIR=$(emu_install s3rver-5.0.0 "$S3RVER_SPEC"); then
+		note "SKIP: s3 figure: $EMU_SKIP"
+	else
+		mkdir -p "$W/s3rver" "$W/s3creds" "$W/registry-s3/vision"
+		head -c "$S3_SIZE" "$W/www/blob.bin" >"$W/s3.bin"
+		S3HEX=$(sha256sum "$W/s3.bin" | cut -d' ' -f1)
+		node "$TOP/tests/integration/s3rver.js" "$S3DIR" "$W/s3rver" "$W/s3rver.port" \
+			bench-bucket >"$W/s3rver.log" 2>&1 &
+		S3PID=$!
+		PIDS+=("$S3PID")
+		for _ in $(seq 1 100); do [ -s "$W/s3rver.port" ] && break; sleep 0.1; done
+		S3PORT=$(cat "$W/s3rver.port" 2>/dev/null) || die "s3rver did not start"
+		S3URL=http://127.0.0.1:$S3PORT/bench-bucket/s3.bin
+		s3curl() {
+			curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user S3RVER:S3RVER \
+				-H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
+		}
+		s3curl -o /dev/null -T "$W/s3.bin" "$S3URL" || die "upload to s3rver failed"
+		printf '{"source_type": "s3", "scope": "s3://bench-bucket/", "expires_at": "%s", "access_key_id": "S3RVER", "secret_access_key": "S3RVER"}\n' \
+			"$(date -u -d '+6 hours' +%Y-%m-%dT%H:%M:%SZ)" >"$W/s3creds/s3.json"
+		chmod 0700 "$W/s3creds"
+		sed -e "s|\"sha256:$HEX\"|\"sha256:$S3HEX\"|" \
+		    -e "s|\"source_type\": \"https\", \"uri\": \"$URL\"|\"source_type\": \"s3\", \"uri\": \"s3://bench-bucket/s3.bin\"|" \
+		    -e "s|\"size_bytes\": $SIZE|\"size_bytes\": $S3_SIZE|" \
+			"$W/registry/vision/blob.json" >"$W/registry-s3/vision/s3.json"
+		sed 's|"sources": \[|"sources": [{"source_type": "s3", "uri_prefix": "s3://bench-bucket/"}, |' \
+			"$W/policy.json" >"$W/policy-s3.json"
+		sed -e "s|^dir = $W/registry\$|dir = $W/registry-s3|" \
+		    -e "s|^file = $W/policy.json\$|file = $W/policy-s3.json|" \
+		    -e "s|^dir = $W/cache-cold\$|dir = $W/cache-s3|" "$W/cold.conf" >"$W/s3.conf"
+		printf '\n[credentials]\ndir = %s\n\n[s3]\nendpoint = http://127.0.0.1:%s\n' \
+			"$W/s3creds" "$S3PORT" >>"$W/s3.conf"
+		s3path=$W/mnt/s3/vision/blob.bin@sha256:$S3HEX
+		for r in $(seq 1 "$BENCH_RUNS"); do
+			say " run $r/$BENCH_RUNS"
+			for c in $(order "$r" af curl); do
+				rm -rf "$W/cache-s3" "$W/out/s3curl.bin"
+				if [ "$c" = af ]; then
+					af_mount s3
+					drop_caches
+					t=$(time_cmd readall "$s3path")
+					got=$(sha256sum <"$s3path" | cut -d' ' -f1)
+					stop_fuse "$AFPID" "$W/mnt/s3"
+					[ "$got" = "$S3HEX" ] || die "s3: artifactfs served wrong bytes"
+				else
+					drop_caches
+					t=$(time_cmd s3curl -o "$W/out/s3curl.bin" "$S3URL")
+				fi
+				rec "s3.$c" "$r" "$t"
+				note "$(printf '%-12s %ss' "$c" "$t")"
+			done
+			rec ratio.s3_vs_curl "$r" "$(div \
+				"$(awk -v r="$r" '$1 == "s3.af" && $2 == r { print $3 }' "$RAW")" \
+				"$(awk -v r="$r" '$1 == "s3.curl" && $2 == r { print $3 }' "$RAW")")"
+		done
+		rm -rf "$W/cache-s3" "$W/out/s3curl.bin" "$W/s3rver"
+		kill -TERM "$S3PID" 2>/dev/null || true
+		wait "$S3PID" 2>/dev/null || true
+		drop_pid "$S3PID"
+	fi
+fi
+
 # ---- the table -------------------------------------------------------------
 
 RES=$BENCH_OUT/results.txt
@@ -908,6 +988,9 @@ if want attest; then
 	row attest_added_p256 "9 load+check $ATTEST_N attested (P-256): added s" "$(median attest.added.p256)" - -
 	row attest_daemon_ms "  info: daemon, $ATTEST_N Ed25519 envelopes at mount, ms" "$(median attest.daemon_ms)" - -
 	row attest_reload_rechecked "  info: envelopes re-checked at a reload, unchanged" "$(maxof attest.reload_rechecked)" - -
+fi
+if want s3; then
+	row s3_vs_curl "10 s3 cold open+read / curl --aws-sigv4 (s3rver, ${BENCH_S3_SIZE})" "$(median ratio.s3_vs_curl)" - -
 fi
 if want mem; then
 	row mem_copies_on "8 page cache after 1 read, pt on: Cached delta / size" "$(median mem.on.copies)" le 1.1
