@@ -120,7 +120,7 @@ struct job {
 	int fail_err;			/* final failure, no retry */
 	bool fail_retry;		/* failure worth another attempt */
 	int retry_err;			/* error if the retries run out */
-	char what[200];			/* last failure, for the reason */
+	char what[320];			/* last failure, for the reason */
 };
 
 struct jlist {

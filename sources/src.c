@@ -33,8 +33,8 @@ static const struct src_ops *const src_types[] = {
 	[POL_SRC_GCS] = &src_gcs_ops,
 	[POL_SRC_AZURE_BLOB] = &src_azure_ops,
 	[POL_SRC_HTTPS] = &src_https_ops,
-	[POL_SRC_HUGGINGFACE] = NULL,
-	[POL_SRC_ARTIFACT_STORE] = NULL,
+	[POL_SRC_HUGGINGFACE] = &src_huggingface_ops,
+	[POL_SRC_ARTIFACT_STORE] = &src_artifact_store_ops,
 	[POL_SRC_FILE] = &src_file_ops,
 };
 

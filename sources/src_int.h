@@ -56,6 +56,8 @@ extern const struct src_ops src_file_ops;
 extern const struct src_ops src_s3_ops;
 extern const struct src_ops src_gcs_ops;
 extern const struct src_ops src_azure_ops;
+extern const struct src_ops src_huggingface_ops;
+extern const struct src_ops src_artifact_store_ops;
 
 /* Counts body bytes delivered to a caller (file source; engine counts its own). */
 void src_ctx_count_bytes(struct src_ctx *ctx, uint64_t n);

@@ -273,6 +273,14 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 				 reason);
 			emit(&st, "warning", msg);
 		}
+		/* DESIGN §5b: artifact_store has no default endpoint. */
+		if (r->source_type == POL_SRC_ARTIFACT_STORE &&
+		    !cli->cfg.artifact_store_endpoint) {
+			snprintf(msg, sizeof(msg),
+				 "%s: %s/%s@%s: an artifact_store source needs [artifact_store] endpoint (there is no default)",
+				 r->origin, r->project, r->name, r->digest.str);
+			emit(&st, "error", msg);
+		}
 		for (size_t k = 0; k < r->n_channels; k++)
 			check_channel_tie(&st, reg, r, r->channels[k]);
 	}

@@ -247,9 +247,9 @@ static void test_bad_uris_and_types(void **state)
 	assert_int_equal(src_open(f->ctx, &r, &s), AF_EPARSE);
 	r.uri = (char *)"s3://bucket/key";
 	r.source_type = POL_SRC_HUGGINGFACE;
-	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
+	assert_int_equal(src_open(f->ctx, &r, &s), AF_EPARSE);
 	r.source_type = POL_SRC_ARTIFACT_STORE;
-	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
+	assert_int_equal(src_open(f->ctx, &r, &s), AF_EPARSE);
 	r.source_type = (enum pol_source_type)99;
 	assert_int_equal(src_open(f->ctx, &r, &s), -ENOTSUP);
 	r.source_type = POL_SRC_HTTPS;

@@ -40,6 +40,8 @@
 #include "sources/src_int.h"
 #include "tests/unit/src_fixture.h"
 
+#define HEX_SMALL	"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
 static void test_full_and_partial_ranges(void **state)
 {
 	struct fixture *f = *state;
@@ -1032,6 +1034,110 @@ static void test_proxy_down_and_direct(void **state)
 	src_ctx_free(ctx);
 }
 
+/* mkdir -p of the folders of root/rel. */
+static void mkdirs(const char *dir, const char *rel)
+{
+	char path[PATH_MAX];
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s/root/", dir);
+
+	for (const char *p = rel; *p; p++) {
+		if (*p == '/') {
+			path[n] = '\0';
+			mkdir(path, 0755);
+		}
+		path[n++] = *p;
+	}
+}
+
+/*
+ * The request URLs of huggingface and artifact_store (DESIGN §5b), seen by
+ * faultd: an endpoint ending in /ok serves root/<the rest of the path>,
+ * so a read succeeds only when the URL was built right.
+ */
+static void test_hf_and_store_urls(void **state)
+{
+	static const char commit[] = "0123456789abcdef0123456789abcdef01234567";
+	static const struct {
+		int type;
+		const char *uri;
+		const char *file;	/* below root, as the request names it */
+	} cases[] = {
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/m.bin",
+		  "org/repo/resolve/%s/m.bin" },
+		{ POL_SRC_HUGGINGFACE, "hf://org/repo/sub/dir/m%20x.bin",
+		  "org/repo/resolve/%s/sub/dir/m%%20x.bin" },
+		{ POL_SRC_HUGGINGFACE, "hf://datasets/org/data/t.parquet",
+		  "datasets/org/data/resolve/%s/t.parquet" },
+		{ POL_SRC_HUGGINGFACE, "hf://spaces/org/app/app.py",
+		  "spaces/org/app/resolve/%s/app.py" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://team/models",
+		  "v2/team/models/blobs/sha256:" },
+		{ POL_SRC_ARTIFACT_STORE, "artifact-store://a/b/c.d_e",
+		  "v2/a/b/c.d_e/blobs/sha256:" },
+	};
+	struct fixture *f = *state;
+	char ep[64], digest[80], reason[160], rel[256];
+	struct pol_registration r = { 0 };
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	uint64_t size;
+	struct src *s;
+
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%u/ok", f->a.port);
+	test_cfg(&cfg);
+	cfg.hf_endpoint = ep;
+	cfg.artifact_store_endpoint = ep;
+	assert_int_equal(src_ctx_new(&cfg, NULL, &ctx), 0);
+	snprintf(digest, sizeof(digest), "sha256:%s", HEX_SMALL);
+	assert_int_equal(pol_digest_parse(digest, &r.digest, NULL, 0), 0);
+	r.source_ref = (char *)commit;
+	r.has_size = true;
+	r.size_bytes = SMALL_SIZE;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].type == POL_SRC_HUGGINGFACE)
+			snprintf(rel, sizeof(rel), cases[i].file, commit);
+		else
+			snprintf(rel, sizeof(rel), "%s%s", cases[i].file,
+				 HEX_SMALL);
+		mkdirs(f->dir, rel);
+		write_file(f->dir, rel, f->small, SMALL_SIZE);
+		r.source_type = cases[i].type;
+		r.uri = (char *)cases[i].uri;
+		assert_int_equal(src_open(ctx, &r, &s), 0);
+		assert_int_equal(src_size(s, &size, reason, sizeof(reason)), 0);
+		assert_int_equal(size, SMALL_SIZE);
+		assert_int_equal(fetch(s, 10, 1000, f->small, NULL, 0), 0);
+		/* The URI stays the identity shown; the URL is the node's. */
+		assert_string_equal(src_redacted_uri(s), cases[i].uri);
+		src_close(s);
+	}
+	/* What the policy would have refused never builds a URL. */
+	r.source_type = POL_SRC_HUGGINGFACE;
+	r.uri = (char *)"hf://org/repo";
+	assert_int_equal(src_open(ctx, &r, &s), AF_EPARSE);
+	r.uri = (char *)"hf://org/repo/m.bin";
+	r.source_ref = (char *)"main";
+	assert_int_equal(src_open(ctx, &r, &s), AF_EPARSE);
+	src_ctx_free(ctx);
+
+	/* artifact_store has no default endpoint: each request says so. */
+	cfg.artifact_store_endpoint = NULL;
+	assert_int_equal(src_ctx_new(&cfg, NULL, &ctx), 0);
+	r.source_type = POL_SRC_ARTIFACT_STORE;
+	r.uri = (char *)"artifact-store://team/models";
+	assert_int_equal(src_open(ctx, &r, &s), 0);
+	assert_int_equal(src_size(s, &size, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason,
+			    "artifact_store: [artifact_store] endpoint is not set in the config");
+	assert_int_equal(fetch(s, 0, 10, NULL, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason,
+			    "artifact_store: [artifact_store] endpoint is not set in the config");
+	src_close(s);
+	src_ctx_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1064,6 +1170,7 @@ int main(void)
 		cmocka_unit_test(test_on_data_abort_and_empty),
 		cmocka_unit_test(test_connection_refused),
 		cmocka_unit_test(test_proxy_down_and_direct),
+		cmocka_unit_test(test_hf_and_store_urls),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
