@@ -31,7 +31,7 @@ endif
 # Debian packages needed to build, test and demo (make deps).
 DEB_PKGS := build-essential pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev \
 	libssl-dev libxxhash-dev liblmdb-dev libcmocka-dev libjansson-dev \
-	libinih-dev nginx curl openssl xxd util-linux procps psmisc attr iproute2 \
+	libinih-dev nginx docker-registry curl openssl xxd util-linux procps psmisc attr iproute2 \
 	python3 logrotate systemd libmicrohttpd-dev \
 	meson ninja-build clang libclang-rt-dev squid \
 	nodejs npm

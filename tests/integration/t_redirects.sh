@@ -12,6 +12,7 @@ tls_certs || { fail "cannot make test certificates"; exit 1; }
 A=$(free_port)
 B=$(free_port)
 while [ "$B" = "$A" ]; do B=$(free_port); done
+nginx_prepare tls
 {
 	nginx_head tls
 	cat <<EOF

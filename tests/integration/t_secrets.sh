@@ -9,6 +9,7 @@
 # scanned for each of them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/creds.sh"
+. "$(dirname "$0")/lib_servers.sh"
 af_world 64K
 
 S_DIR=tok-used-0b5e2f9d
@@ -20,6 +21,10 @@ S_CONF=sas-in-config-aa19
 S_AKID=S3RVER  # s3rver knows only this key id; it echoes it in its error body
 S_S3=s3-secret-key-61b0
 GCS_TOK=ya29.secret-gcs-90f1
+HF_TOK=hf_secret-hub-3d7a
+HF_BAD=hf_secret-wrong-c4e2
+ST_TOK=as-secret-store-8b1f
+ST_BAD=as-secret-wrong-6e0d
 
 start_gcs "$GCS_TOK" || { fail "nginx for gcs did not start"; exit 1; }
 B=http://127.0.0.1:$NGINX_PORT/blobs
@@ -42,8 +47,35 @@ d_exp=$(register exp/f.bin name=exp.bin uri="$B/exp/f.bin" out=exp.json)
 d_hlp=$(register hlp/f.bin name=hlp.bin uri="$B/hlp/f.bin" out=hlp.json)
 d_gcs=$(register ok/f.bin name=gcs.bin source_type=gcs uri="gs://sec-bucket/f.bin" out=gcs.json)
 register ok/f.bin name=uri.bin uri="$B/ok/f.bin?sig=$S_URI&X-Amz-Signature=$S_URI" out=uri.json >/dev/null
+# huggingface and artifact_store (issue 8): a token used, a wrong one
+# refused by the server (the Hub's 401, the registry's challenge).
+HF_C=$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')
+mkdir -p "$T/hf-hub/cdn/sec/ok" "$T/hf-hub/cdn/sec/bad"
+cp "$T/www/ok/f.bin" "$T/hf-hub/cdn/sec/ok/f.bin"
+cp "$T/www/ok/f.bin" "$T/hf-hub/cdn/sec/bad/f.bin"
+start_hf_hub "$HF_TOK" "$HF_C" || { fail "nginx for the hub did not start"; exit 1; }
+conf_add huggingface "endpoint = http://127.0.0.1:$HF_PORT"
+policy_allow huggingface "hf://sec/"
+cred_file hf.json huggingface "hf://sec/ok/" 600 bearer_token=$HF_TOK
+cred_file hfbad.json huggingface "hf://sec/bad/" 600 bearer_token=$HF_BAD
+d_hf=$(register ok/f.bin name=hf.bin source_type=huggingface uri="hf://sec/ok/f.bin" out=hf.json)
+make_blob hfbad.bin 3001
+d_hfbad=$(register hfbad.bin source_type=huggingface uri="hf://sec/bad/f.bin" out=hfbad.json)
+sed -i "s|\"source_ref\": null|\"source_ref\": \"$HF_C\"|" "$T/registry/hf.json" "$T/registry/hfbad.json"
+start_registry secreg || { fail "docker-registry did not start"; exit 1; }
+oci_push "http://127.0.0.1:$REG_PORT" sec/ok "$T/www/ok/f.bin" || fail "upload to the registry"
+start_registry_front "$ST_TOK" "$REG_PORT" || { fail "nginx in front of the registry did not start"; exit 1; }
+conf_add artifact_store "endpoint = http://127.0.0.1:$STORE_PORT"
+policy_allow artifact_store "artifact-store://sec/"
+cred_file st.json artifact_store "artifact-store://sec/ok" 600 bearer_token=$ST_TOK
+cred_file stbad.json artifact_store "artifact-store://sec/bad" 600 bearer_token=$ST_BAD
+d_st=$(register ok/f.bin name=st.bin source_type=artifact_store uri="artifact-store://sec/ok" out=st.json)
+make_blob stbad.bin 3002
+d_stbad=$(register stbad.bin source_type=artifact_store uri="artifact-store://sec/bad" out=stbad.json)
+
 refs="vision/ok.bin@$d_ok vision/unk.bin@$d_unk vision/exp.bin@$d_exp vision/hlp.bin@$d_hlp vision/gcs.bin@$d_gcs"
-secrets="$S_DIR $S_UNK $S_EXP $S_GARBAGE $S_URI $S_CONF $GCS_TOK"
+refs="$refs vision/hf.bin@$d_hf vision/hfbad.bin@$d_hfbad vision/st.bin@$d_st vision/stbad.bin@$d_stbad"
+secrets="$S_DIR $S_UNK $S_EXP $S_GARBAGE $S_URI $S_CONF $GCS_TOK $HF_TOK $HF_BAD $ST_TOK $ST_BAD"
 
 d_s3=""
 if start_s3rver sec-bucket; then
@@ -75,6 +107,12 @@ mount_af || exit 1
 m=$T/mnt/vision
 ok "a used token: served" cmp "$T/www/ok/f.bin" "$m/ok.bin@$d_ok"
 ok "gcs token: served" cmp "$T/www/ok/f.bin" "$m/gcs.bin@$d_gcs"
+ok "huggingface token: served" cmp "$T/www/ok/f.bin" "$m/hf.bin@$d_hf"
+expect "huggingface, wrong token: EIO" EIO "$PROBE" open "$m/hfbad.bin@$d_hfbad"
+ok "... the Hub's 401 in the audit" sh -c "grep fetch_failed '$T/audit.jsonl' | grep '$d_hfbad' | grep -q 'HTTP 401 Unauthorized (GatedRepo)'"
+ok "artifact_store token: served" cmp "$T/www/ok/f.bin" "$m/st.bin@$d_st"
+expect "artifact_store, wrong token: EIO" EIO "$PROBE" open "$m/stbad.bin@$d_stbad"
+ok "... the registry's challenge in the audit" sh -c "grep fetch_failed '$T/audit.jsonl' | grep '$d_stbad' | grep -q 'HTTP 401 Unauthorized: a token from realm'"
 expect "unknown field: EIO" EIO "$PROBE" open "$m/unk.bin@$d_unk"
 expect "expired: EIO" EIO "$PROBE" open "$m/exp.bin@$d_exp"
 expect "helper garbage: EIO" EIO "$PROBE" open "$m/hlp.bin@$d_hlp"
