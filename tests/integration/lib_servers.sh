@@ -59,12 +59,6 @@ tls_certs() {
 		-CAcreateserial -days 2 -extfile "$tls/ext" -out "$tls/srv.pem" >/dev/null 2>&1
 }
 
-# conf_section SECTION KEY VALUE: appends "[SECTION]\nKEY = VALUE" to the
-# test's config.
-conf_section() {
-	printf '\n[%s]\n%s = %s\n' "$1" "$2" "$3" >>"$T/artifactfs.conf"
-}
-
 # fetch_line DIGEST: the last fetch_failed/verify_failed audit line of
 # that digest (JSON).
 fetch_line() {

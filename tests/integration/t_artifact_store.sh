@@ -26,6 +26,7 @@ make_blob other.bin 40000
 make_blob swap.bin 40000
 make_blob asked.bin 40000
 make_blob small.bin 1234
+make_blob gone.bin 5000
 
 # 1. The registry behind nginx demanding the bearer token.
 start_registry reg1 || { fail "docker-registry did not start"; exit 1; }
@@ -54,6 +55,8 @@ policy_allow artifact_store "artifact-store://team/" "artifact-store://other/"
 cred_file store.json artifact_store "artifact-store://team/" 600 bearer_token=$TOK
 d_w=$(register w.bin source_type=artifact_store uri="artifact-store://team/models")
 d_small=$(register small.bin source_type=artifact_store uri="artifact-store://team/models")
+# Registered, never pushed.
+d_gone=$(register gone.bin source_type=artifact_store uri="artifact-store://team/models")
 d_other=$(register other.bin source_type=artifact_store uri="artifact-store://other/models")
 # asked.bin, of swap.bin's size, under team/swapped: that registry answers
 # swap.bin's bytes.
@@ -80,6 +83,8 @@ expect "no token for that repository: EIO" EIO "$PROBE" open "$m/other.bin@$d_ot
 ok "... the realm is named in the reason" reason_has "$d_other" "realm \"$REALM\""
 ok "... with the scope asked for" reason_has "$d_other" 'scope "repository:other/models:pull"'
 ok "... never retried" test "$(grep -c "/v2/other/models/blobs/$d_other 401" "$log")" -eq 1
+expect "a blob the registry does not have: EIO" EIO "$PROBE" open "$m/gone.bin@$d_gone"
+ok "... the registry's error code in the reason" reason_has "$d_gone" "HTTP 404 Not Found (BLOB_UNKNOWN)"
 expect "a registry answering 200 with another blob: EIO" EIO "$PROBE" open "$m/swapped.bin@$d_swap"
 ok "... verify_failed" audit_has verify_failed "$d_swap"
 ok "... the answer was a 200" grep -q "GET /v2/team/swapped/blobs/$d_swap 200" "$log"
