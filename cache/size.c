@@ -7,8 +7,10 @@
  * failure is remembered for [fetch] failure_backoff, so a dead source
  * costs one request per interval whatever the number of stats.
  *
- * Threads: up to CACHE_SIZE_WORKERS, started on demand, each taking
- * queued requests in turn; joined by cache_close. Entries live in
+ * Threads: up to CACHE_SIZE_WORKERS, started on demand, each taking the
+ * oldest queued request whose server has fewer than SIZE_PER_HOST in
+ * flight (a server that never answers holds two threads, not all);
+ * joined by cache_close. Entries live in
  * c->sizes under c->lock; a running entry is never freed.
  */
 #include <errno.h>
@@ -32,6 +34,7 @@ enum size_state {
 struct size_req {
 	struct size_req *next;		/* c->sizes; c->lock */
 	uint64_t id;			/* digest and source (size_id) */
+	uint64_t host;			/* scheme and authority (host_id) */
 	struct pol_registration *r;	/* owned */
 	enum size_state state;		/* c->lock */
 	int err;			/* SZ_DONE: 0 or the failure; c->lock */
@@ -43,6 +46,8 @@ struct size_req {
 #define SIZE_NEG_MIN_MS		1000
 /* A success, until the index answers instead (it normally does at once). */
 #define SIZE_POS_MS		60000
+/* Requests in flight to one server, at most (of CACHE_SIZE_WORKERS). */
+#define SIZE_PER_HOST		2
 
 /* Which requests are the same one: the digest and where it is fetched. */
 static uint64_t size_id(const struct pol_registration *r)
@@ -62,6 +67,21 @@ static uint64_t size_id(const struct pol_registration *r)
 	id = XXH3_64bits_digest(xs);
 	XXH3_freeState(xs);
 	return id;
+}
+
+/*
+ * Which server a request goes to (scheme and authority of the URI): a
+ * dead server must not hold every size thread while others wait.
+ */
+static uint64_t host_id(const struct pol_registration *r)
+{
+	const char *u = r->uri ? r->uri : "";
+	const char *sep = strstr(u, "://");
+	size_t n = strlen(u);
+
+	if (sep)
+		n = (size_t)(sep + 3 - u) + strcspn(sep + 3, "/?#");
+	return XXH3_64bits(u, n);
 }
 
 static long long neg_ms(const struct cache *c)
@@ -109,6 +129,34 @@ static int size_learn(struct cache *c, const struct pol_registration *r,
 	return 0;
 }
 
+/* Requests to host in flight; c->lock held. */
+static unsigned host_running(const struct cache *c, uint64_t host)
+{
+	unsigned n = 0;
+
+	for (const struct size_req *e = c->sizes; e; e = e->next)
+		if (e->state == SZ_RUNNING && e->host == host)
+			n++;
+	return n;
+}
+
+/*
+ * The next request to run: the oldest queued one whose server has fewer
+ * than SIZE_PER_HOST in flight, so that a server that never answers holds
+ * at most that many threads and the others stay free. c->lock held.
+ */
+static struct size_req *size_next(struct cache *c)
+{
+	struct size_req *pick = NULL;
+
+	/* c->sizes is newest first: the last match is the oldest. */
+	for (struct size_req *e = c->sizes; e; e = e->next)
+		if (e->state == SZ_QUEUED &&
+		    host_running(c, e->host) < SIZE_PER_HOST)
+			pick = e;
+	return pick;
+}
+
 static void *size_main(void *arg)
 {
 	struct cache *c = arg;
@@ -119,8 +167,7 @@ static void *size_main(void *arg)
 		uint64_t size = 0;
 		int rc;
 
-		for (e = c->sizes; e && e->state != SZ_QUEUED; e = e->next)
-			;
+		e = size_next(c);
 		if (!e) {
 			pthread_cond_wait(&c->size_cond, &c->lock);
 			continue;
@@ -136,6 +183,8 @@ static void *size_main(void *arg)
 		e->size = size;
 		e->done_ms = af_now_ms();
 		pthread_cond_broadcast(&c->cond);
+		/* A request held back behind this server may go now. */
+		pthread_cond_broadcast(&c->size_cond);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -206,6 +255,7 @@ static struct size_req *size_queue(struct cache *c,
 		return NULL;
 	}
 	e->id = id;
+	e->host = host_id(r);
 	e->state = SZ_QUEUED;
 	e->next = c->sizes;
 	c->sizes = e;

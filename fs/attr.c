@@ -16,7 +16,6 @@
 #include "../policy/audit.h"
 #include "../policy/config.h"
 #include "../policy/policy.h"
-#include "../sources/source.h"
 #include "ops_int.h"
 
 bool fs_split_ref(const char *s, char *name, size_t namelen, const char **ref)
@@ -109,30 +108,25 @@ bool fs_blob_size_known(struct fs_ctx *ctx, struct fs_inode *n,
 }
 
 /*
- * Size of a blob without fetching: the registered size, else what the cache
- * or an earlier HEAD learned, else one HEAD (DESIGN §2), only when policy
- * allows the source.
+ * Size of a blob without fetching it (DESIGN §2, §7) and without waiting
+ * on the network on this worker thread (issue 10 item 8): the registered
+ * size, else what this inode or the index learned, else the cache learns
+ * it off this thread (one request per blob, shared by every caller) and
+ * this waits FS_SIZE_WAIT_MS at most: 0 until it is learned (the kernel
+ * asks again after FS_ENTRY_TIMEOUT). A denied source is never asked.
  */
 uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 			  const struct pol_registration *r, int denied)
 {
-	struct src *s = NULL;
 	uint64_t size = 0;
-	char reason[256];
 	off_t known;
 
 	if (fs_blob_size_known(ctx, n, r, &known))
 		return (uint64_t)known;
-	if (denied || src_open(ctx->srcs, r, &s) < 0)
+	if (denied ||
+	    cache_blob_size(ctx->cache, r, FS_SIZE_WAIT_MS, &size) != 0)
 		return 0;
-	if (src_size(s, &size, reason, sizeof(reason)) == 0) {
-		atomic_store(&n->learned_size, size + 1);
-		if (cache_note_size(ctx->cache, r, size) < 0)
-			af_debug("cache: %s: size not kept in the index", r->digest.str);
-	} else {
-		size = 0;
-	}
-	src_close(s);
+	atomic_store(&n->learned_size, size + 1);
 	return size;
 }
 
@@ -330,6 +324,11 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	/* The longest name served is FS_NAME_MAX (statfs says so). */
+	if (strlen(name) > FS_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
 	switch (p->kind) {
 	case FS_ROOT:
 		if (!pol_project_valid(name))
@@ -469,7 +468,7 @@ void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 	s = ctl_catalog_snap(ctx->catalog);
 	sv.f_files = ctl_snap_count(s);
 	ctl_snap_put(s);
-	sv.f_namemax = 255;
+	sv.f_namemax = FS_NAME_MAX;
 	sv.f_flag = ST_RDONLY;
 	fuse_reply_statfs(req, &sv);
 }

@@ -26,7 +26,6 @@ struct pol_config;
 struct audit;
 struct cache;
 struct ctl_catalog;
-struct src_ctx;
 
 struct fs_mount_opts {
 	const char *mountpoint;
@@ -56,12 +55,10 @@ int fs_new(const struct fs_deps *deps, const struct fs_mount_opts *opts,
 /* Mounts at mountpoint. Returns 0 or -EIO (logged). */
 int fs_mount(struct fs_ctx *fs, const char *mountpoint);
 /*
- * The cache opens are served from, and the sources it fetches with (used
- * directly only to learn the size of a blob registered without one, until
- * the cache does that itself); set before fs_serve.
+ * The cache opens are served from, and sizes learned through (fs asks the
+ * cache, never a source: DESIGN §1); set before fs_serve.
  */
-void fs_set_cache(struct fs_ctx *fs, struct cache *cache,
-		  struct src_ctx *srcs);
+void fs_set_cache(struct fs_ctx *fs, struct cache *cache);
 /*
  * Who registers FUSE passthrough backing files and unmounts at the end
  * (DESIGN §13). Unset, the daemon does both itself, which needs

@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "../policy/policy.h"
 #include "fs.h"
 #include "fs_int.h"
 
@@ -32,9 +33,16 @@ struct pol_registration;
 struct audit;
 struct cache;
 struct ctl_catalog;
-struct src_ctx;
 
 #define FS_ENTRY_TIMEOUT 1.0	/* DESIGN §3: at most a second of kernel caching */
+/* The longest stat waits for a size the cache is learning (issue 10 #8). */
+#define FS_SIZE_WAIT_MS 100
+/*
+ * The longest name in a project folder (issue 10 item 12): a 200-byte
+ * name, "@", and a sha512 digest string ("sha512:" + 128 hex); a channel
+ * ([a-z0-9-]{1,63}) is shorter. Above NAME_MAX (255): statfs says so.
+ */
+#define FS_NAME_MAX (200 + 1 + 7 + 2 * POL_DIGEST_RAW_MAX)
 #define FS_XATTR_PREFIX "user.artifact."
 
 /*
@@ -94,11 +102,6 @@ struct fs_ctx {
 	struct audit *audit;
 	struct ctl_catalog *catalog;	/* registrations and policy */
 	struct cache *cache;		/* set before the session serves */
-	/*
-	 * Only for the size of a blob registered without one (attr.c), until
-	 * the cache learns sizes itself (issue 10, item 8).
-	 */
-	struct src_ctx *srcs;
 	struct fuse_session *se;
 	struct fs_inodes inodes;
 	struct fs_handles handles;	/* open files and directories */
@@ -232,7 +235,11 @@ struct pol_registration *fs_blob_registration(struct fs_ctx *ctx,
 /* Owner gid of a project's files (DESIGN §4); *has_gid false: root. */
 void fs_project_mode(struct fs_ctx *ctx, const char *project, gid_t *gid,
 		     bool *has_gid);
-/* Size of a blob without fetching it (DESIGN §2); may cost one HEAD. */
+/*
+ * Size of a blob without fetching it (DESIGN §2): the cache may learn it
+ * with one HEAD, off this thread; waits FS_SIZE_WAIT_MS at most (0 until
+ * learned).
+ */
 uint64_t fs_blob_size(struct fs_ctx *ctx, struct fs_inode *n,
 		      const struct pol_registration *r, int denied);
 /* The size when known without a request (registered, learned, cached). */

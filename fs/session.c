@@ -183,11 +183,9 @@ int fs_mount(struct fs_ctx *ctx, const char *mountpoint)
 	return fs_io_install(ctx, fuse_session_fd(ctx->se));
 }
 
-void fs_set_cache(struct fs_ctx *ctx, struct cache *cache,
-		  struct src_ctx *srcs)
+void fs_set_cache(struct fs_ctx *ctx, struct cache *cache)
 {
 	ctx->cache = cache;
-	ctx->srcs = srcs;
 }
 
 int fs_serve(struct fs_ctx *ctx)

@@ -2,6 +2,7 @@
  * cmd_mount.c - artifactfs mount [-c FILE] [-f] [-o FUSEOPTS] MOUNTPOINT
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -31,6 +32,28 @@ static const char mount_usage[] =
 	"  -d, --debug         libfuse debug output (implies -f)\n"
 	"  --log-format F      text or json messages (default: [log] format)\n"
 	"  -h, --help          this help\n";
+
+/*
+ * True when path is the root of a mount (something is mounted on it):
+ * statx's STATX_ATTR_MOUNT_ROOT, else a device that differs from the
+ * parent's (a bind mount of a folder on itself escapes that fallback).
+ */
+static bool is_mount_root(const char *path, const struct stat *sb)
+{
+	char parent[4096];
+	struct stat psb;
+#ifdef STATX_ATTR_MOUNT_ROOT
+	struct statx stx;
+
+	if (statx(AT_FDCWD, path, AT_NO_AUTOMOUNT, STATX_TYPE, &stx) == 0 &&
+	    (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT))
+		return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+#endif
+	if ((size_t)snprintf(parent, sizeof(parent), "%s/..", path) >=
+	    sizeof(parent) || stat(parent, &psb) < 0)
+		return false;
+	return psb.st_dev != sb->st_dev;
+}
 
 int cmd_mount(struct cli *cli, int argc, char **argv)
 {
@@ -93,6 +116,12 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 	}
 	if (!S_ISDIR(sb.st_mode)) {
 		fprintf(stderr, "artifactfs mount: mount point %s is not a directory\n",
+			opts.mountpoint);
+		return EXIT_FAIL;
+	}
+	/* DESIGN §7: two daemons never stack on one mount point. */
+	if (is_mount_root(opts.mountpoint, &sb)) {
+		fprintf(stderr, "artifactfs mount: %s already holds a mount (another artifactfs daemon?): refusing to mount on top of it; unmount it first\n",
 			opts.mountpoint);
 		return EXIT_FAIL;
 	}

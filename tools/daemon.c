@@ -574,7 +574,7 @@ static bool handover(struct daemon *d)
 	cache_drain(d->cache, UPGRADE_DRAIN_MS);
 	cache_close(d->cache);
 	d->cache = NULL;
-	fs_set_cache(d->fs, NULL, d->srcs);
+	fs_set_cache(d->fs, NULL);
 	rc = fs_handover_export(d->fs, &doc, &fds, &nfds);
 	if (rc < 0) {
 		af_err("upgrade: cannot gather the state: %s", af_strerror(rc));
@@ -647,7 +647,7 @@ static int handover_resume(struct daemon *d)
 		af_err("cache %s: %s", d->cfg->cache_dir, af_strerror(rc));
 		return rc;
 	}
-	fs_set_cache(d->fs, d->cache, d->srcs);
+	fs_set_cache(d->fs, d->cache);
 	ctl_catalog_set_store(d->catalog, d->cache);
 	rc = metrics_begin(d);
 	if (rc < 0)
@@ -827,7 +827,7 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
 		af_err("cache %s: %s", cfg->cache_dir, af_strerror(rc));
 		goto out;
 	}
-	fs_set_cache(d.fs, d.cache, d.srcs);
+	fs_set_cache(d.fs, d.cache);
 	ctl_catalog_set_store(d.catalog, d.cache);
 	if (adopt) {
 		rc = adopt_ready(&d, adopt, old_pid);

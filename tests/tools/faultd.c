@@ -22,7 +22,7 @@
  *            distinct query, e.g. k=test1, gives a fresh counter) fault
  *            before it is served normally; default --n (default 2). Applies
  *            to the modes marked [n]; the others fault on every request.
- *   s=S      stall seconds for mode stall (default --stall, default 30).
+ *   s=S      seconds for modes stall and hang (default --stall, default 30).
  *   to=H:P   redirect target host:port for mode redirect (default: the
  *            request's Host).
  *
@@ -56,6 +56,7 @@
  *              from tok=; otherwise 401 with a JSON error body
  *   sas        serve normally when the query has sig=good; otherwise 403
  *              with "x-ms-error-code: AuthenticationFailed"
+ *   hang       read the request, answer nothing for S seconds, close
  *
  * Log (--log): one line per request, appended with one write(2):
  *   <METHOD> <target> range=<Range header or -> status=<code>
@@ -445,6 +446,14 @@ static bool serve(int fd, struct req *r)
 	if (faulty && strcmp(m, "429") == 0)
 		return send_simple(fd, r, 429, "Too Many Requests",
 				   "Retry-After: 1\r\n") && !r->close;
+	if (strcmp(m, "hang") == 0) {
+		unsigned hs = query_uint(r->query, "s", default_stall);
+
+		log_req(r, 0, 0);
+		while (hs > 0)
+			hs = sleep(hs);
+		return false;
+	}
 	if (strcmp(m, "loop") == 0) {
 		snprintf(extra, sizeof(extra), "Location: %s\r\n", r->target);
 		return send_simple(fd, r, 302, "Found", extra) && !r->close;
