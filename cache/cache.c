@@ -1014,7 +1014,8 @@ int cache_drop_txn(struct cache *c, MDB_txn *txn, const char *key,
 	if (rc)
 		return rc;
 	if (was_verified) {
-		rc = idx_drop_note(&c->idx, txn, key);
+		rc = idx_drop_note(&c->idx, txn, key,
+				   state == CACHE_QUARANTINED);
 		if (rc)
 			return rc;
 	}
@@ -1098,7 +1099,7 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 	if (rc == 0 || rc == -ENOENT)
 		rc = idx_fails_del_blob(&c->idx, txn, key);
 	if (rc == 0 && was_verified)
-		rc = idx_drop_note(&c->idx, txn, key);
+		rc = idx_drop_note(&c->idx, txn, key, false);
 	if (rc) {
 		idx_rec_release(&rec);
 		goto out_abort;
@@ -1605,22 +1606,23 @@ int cache_generation(struct cache *c, uint64_t *gen)
 }
 
 struct since_ctx {
-	int (*fn)(void *arg, const struct pol_digest *d);
+	int (*fn)(void *arg, const struct pol_digest *d, bool bad);
 	void *arg;
 };
 
-static int since_one(void *arg, const char *key)
+static int since_one(void *arg, const char *key, bool bad)
 {
 	struct since_ctx *s = arg;
 	struct pol_digest d;
 
 	if (pol_digest_parse(key, &d, NULL, 0))
 		return 0;
-	return s->fn(s->arg, &d);
+	return s->fn(s->arg, &d, bad);
 }
 
 int cache_changes_since(struct cache *c, uint64_t since,
-			int (*fn)(void *arg, const struct pol_digest *d),
+			int (*fn)(void *arg, const struct pol_digest *d,
+				  bool bad),
 			void *arg)
 {
 	struct since_ctx s = { .fn = fn, .arg = arg };

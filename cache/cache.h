@@ -267,12 +267,16 @@ int cache_backoff_clear(struct cache *c);
  */
 int cache_generation(struct cache *c, uint64_t *gen);
 /*
- * Calls fn for each blob dropped after generation since (oldest first,
- * stops at a non-zero return, which is returned). -ERANGE when the log no
- * longer reaches back that far: treat every blob as changed.
+ * Calls fn for each verified blob dropped after generation since (oldest
+ * first, stops at a non-zero return, which is returned), with bad = its
+ * bytes were found wrong (quarantined by verify) rather than dropped
+ * intact (evicted: an fd still open on it reads correct bytes). -ERANGE
+ * when the log no longer reaches back that far: treat every blob as
+ * changed, and bad.
  */
 int cache_changes_since(struct cache *c, uint64_t since,
-			int (*fn)(void *arg, const struct pol_digest *d),
+			int (*fn)(void *arg, const struct pol_digest *d,
+				  bool bad),
 			void *arg);
 /*
  * fn is called when this cache instance drops a verified blob (after the

@@ -534,12 +534,17 @@ static void drop_key(unsigned char *buf, uint64_t n, MDB_val *k)
 	k->mv_size = 12;
 }
 
-int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key)
+int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key, bool bad)
 {
 	unsigned char kb[12];
+	char vb[IDX_KEY_MAX + 1];
+	size_t kl = strlen(key);
 	uint64_t n;
 	MDB_val k, v;
 	int rc;
+
+	if (kl >= IDX_KEY_MAX)
+		return -ENAMETOOLONG;
 
 	rc = meta_u64_get(x, txn, "drops", &n);
 	if (rc)
@@ -549,7 +554,10 @@ int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key)
 	if (rc)
 		return rc;
 	drop_key(kb, n, &k);
-	key_val(&v, key);
+	vb[0] = bad ? 'q' : 'e';
+	memcpy(vb + 1, key, kl);
+	v.mv_data = vb;
+	v.mv_size = kl + 1;
 	rc = idx_err(mdb_put(txn, x->meta, &k, &v, 0));
 	if (rc || n <= IDX_DROP_LOG)
 		return rc;
@@ -560,7 +568,8 @@ int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key)
 }
 
 int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
-		    int (*fn)(void *arg, const char *key), void *arg)
+		    int (*fn)(void *arg, const char *key, bool bad),
+		    void *arg)
 {
 	char key[IDX_KEY_MAX];
 	unsigned char kb[12];
@@ -582,11 +591,11 @@ int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
 			return -ERANGE;
 		if (rc)
 			return idx_err(rc);
-		if (v.mv_size == 0 || v.mv_size >= sizeof(key))
+		if (v.mv_size < 2 || v.mv_size > sizeof(key))
 			continue;
-		memcpy(key, v.mv_data, v.mv_size);
-		key[v.mv_size] = '\0';
-		rc = fn(arg, key);
+		memcpy(key, (const char *)v.mv_data + 1, v.mv_size - 1);
+		key[v.mv_size - 1] = '\0';
+		rc = fn(arg, key, ((const char *)v.mv_data)[0] == 'q');
 		if (rc)
 			return rc;
 	}

@@ -13,7 +13,8 @@
  *   "meta"    "seq" -> u64, the last generation handed out;
  *             "drops" -> u64, bumped whenever a blob's data is dropped
  *             (quarantine, eviction, gc), with "drop" + big-endian u64 ->
- *             digest string, the last IDX_DROP_LOG of them
+ *             'q' (quarantined) or 'e' (dropped intact) + digest string,
+ *             the last IDX_DROP_LOG of them
  *
  * LMDB values are valid only inside their transaction: every getter here
  * copies out. Write transactions are serialized by LMDB itself (its writer
@@ -125,16 +126,19 @@ int idx_lease_del(struct idx *x, MDB_txn *txn, const char *key);
 
 /*
  * Generations (meta). idx_gen_next hands out the next one (> 0, never
- * reused). idx_drop_note bumps the drop counter and logs key under it.
- * idx_drops_get reads the counter (0 when nothing was ever dropped).
- * idx_drops_since calls fn for every key dropped after since, oldest
- * first, and returns -ERANGE when the log no longer reaches back that far.
+ * reused). idx_drop_note bumps the drop counter and logs key under it,
+ * with bad = the bytes were found wrong (quarantine) rather than dropped
+ * intact (eviction). idx_drops_get reads the counter (0 when nothing was
+ * ever dropped). idx_drops_since calls fn for every key dropped after
+ * since, oldest first, and returns -ERANGE when the log no longer reaches
+ * back that far.
  */
 int idx_gen_next(struct idx *x, MDB_txn *txn, uint64_t *out);
-int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key);
+int idx_drop_note(struct idx *x, MDB_txn *txn, const char *key, bool bad);
 int idx_drops_get(struct idx *x, MDB_txn *txn, uint64_t *out);
 int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
-		    int (*fn)(void *arg, const char *key), void *arg);
+		    int (*fn)(void *arg, const char *key, bool bad),
+		    void *arg);
 
 /* Failure backoff entries: 0 / -ENOENT / -errno. */
 int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,

@@ -50,6 +50,21 @@ struct fs_inode {
 	int pt_backing_id;		/* > 0 while registered */
 	unsigned pt_nopen;		/* open handles of this inode */
 	bool pt_fallback;		/* current opens read through the daemon */
+	/*
+	 * The cache generation of the verified file behind the opens counted
+	 * in pt_nopen, and so of whatever the kernel may hold for this inode
+	 * (pages kept by keep_cache, the passthrough backing file); 0 before
+	 * the first open. bad: that file was found corrupt (quarantined),
+	 * so no new open may share it (issue 10 item 5). Guarded by pt_lock.
+	 */
+	uint64_t gen;
+	bool bad;
+	/*
+	 * Out of the key chain: found by number only (its opens go on),
+	 * while a lookup of the same name gets a new inode (issue 10 item 5).
+	 * Guarded by the table lock.
+	 */
+	bool retired;
 	struct fs_inode *key_next;	/* guarded by the table lock */
 	struct fs_inode *ino_next;	/* guarded by the table lock */
 };
@@ -99,6 +114,18 @@ void fs_inode_lookup(struct fs_inodes *t, struct fs_inode *n);
 void fs_inodes_forget(struct fs_inodes *t, uint64_t ino, uint64_t nlookup);
 /* Inodes in the table (the root included). */
 size_t fs_inodes_count(struct fs_inodes *t);
+/*
+ * Takes n out of the name lookup: fs_inodes_get makes a new inode for its
+ * key from now on, fs_inodes_find still finds n by number. Idempotent.
+ */
+void fs_inodes_retire(struct fs_inodes *t, struct fs_inode *n);
+/*
+ * Numbers of the blob inodes whose ref is digest (every blob inode when
+ * digest is NULL) into out (at most max). Returns how many there are (may
+ * exceed max).
+ */
+size_t fs_inodes_blobs(struct fs_inodes *t, const char *digest, uint64_t *out,
+		       size_t max);
 /*
  * Calls fn for every inode the kernel holds (nlookup > 0), under the table
  * lock: fn must not call into the table; it may copy what it needs.

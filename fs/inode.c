@@ -89,8 +89,10 @@ static int table_resize(struct fs_inodes *t, size_t nb)
 			size_t k = key_bucket(t, e), j = ino_hash(e->ino) % nb;
 
 			next = e->ino_next;
-			e->key_next = bk[k];
-			bk[k] = e;
+			if (!e->retired) {	/* a retired one: by number only */
+				e->key_next = bk[k];
+				bk[k] = e;
+			}
 			e->ino_next = bi[j];
 			bi[j] = e;
 		}
@@ -394,4 +396,44 @@ void fs_inodes_set_next(struct fs_inodes *t, uint64_t next)
 	if (t->next_ino < next)
 		t->next_ino = next;
 	pthread_mutex_unlock(&t->lock);
+}
+
+void fs_inodes_retire(struct fs_inodes *t, struct fs_inode *n)
+{
+	struct fs_inode **pp;
+
+	pthread_mutex_lock(&t->lock);
+	if (n->retired || n == t->root)
+		goto out_unlock;
+	for (pp = &t->by_key[key_bucket(t, n)]; *pp; pp = &(*pp)->key_next) {
+		if (*pp == n) {
+			*pp = n->key_next;
+			break;
+		}
+	}
+	n->key_next = NULL;
+	n->retired = true;
+out_unlock:
+	pthread_mutex_unlock(&t->lock);
+}
+
+size_t fs_inodes_blobs(struct fs_inodes *t, const char *digest, uint64_t *out,
+		       size_t max)
+{
+	size_t found = 0;
+
+	pthread_mutex_lock(&t->lock);
+	for (size_t i = 0; i < t->nbuckets; i++) {
+		for (const struct fs_inode *n = t->by_ino[i]; n;
+		     n = n->ino_next) {
+			if (n->kind != FS_BLOB ||
+			    (digest && !str_eq(n->ref, digest)))
+				continue;
+			if (found < max)
+				out[found] = n->ino;
+			found++;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return found;
 }

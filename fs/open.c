@@ -228,13 +228,41 @@ static void backing_close(struct fs_ctx *ctx, int id)
 }
 #endif
 
-static void pt_attach(struct fs_ctx *ctx, struct fs_handle *h,
-		      struct fuse_file_info *fi)
+/*
+ * gen is the cache generation of h's file (issue 10 item 5). A verified
+ * file never changes, so its pages are kept across opens (keep_cache) and
+ * it may back the inode (passthrough) — but only while the inode's opens
+ * are of that very file. One of another generation (the blob was
+ * dropped and fetched again):
+ *  - once no open of the old one remains, it becomes the inode's file,
+ *    and keep_cache = 0 makes the kernel drop the old pages at this open;
+ *  - while some remain, the kernel holds the old file for the inode (its
+ *    pages, its passthrough backing file, which no other open of the
+ *    inode may differ from). An old file dropped intact (evicted) has the
+ *    same bytes: the open shares it. One found bad (quarantined: inval.c
+ *    marks the inode bad) must not be shared: returns -ESTALE, and the
+ *    caller retires the inode, so that the VFS's retry of the open (it
+ *    retries an ESTALE once, revalidating the name) gets a fresh inode
+ *    for the new file.
+ * Returns 0 (attached) or -ESTALE.
+ */
+static int pt_attach(struct fs_ctx *ctx, struct fs_handle *h,
+		     struct fuse_file_info *fi, uint64_t gen)
 {
 	struct fs_inode *n = h->inode;
 
 	fi->keep_cache = 1;		/* verified bytes never change */
 	pthread_mutex_lock(&ctx->pt_lock);
+	if (n->gen != gen && n->pt_nopen > 0 && n->bad) {
+		pthread_mutex_unlock(&ctx->pt_lock);
+		return -ESTALE;
+	}
+	if (n->gen != gen && n->pt_nopen == 0) {
+		if (n->gen)
+			fi->keep_cache = 0;
+		n->gen = gen;
+		n->bad = false;
+	}
 #ifdef FUSE_CAP_PASSTHROUGH
 	if (ctx->passthrough && !(n->pt_nopen > 0 && n->pt_fallback)) {
 		if (n->pt_backing_id <= 0) {
@@ -264,13 +292,17 @@ static void pt_attach(struct fs_ctx *ctx, struct fs_handle *h,
 #endif
 	n->pt_fallback = !h->passthrough;
 	n->pt_nopen++;
+	h->attached = true;
 	pthread_mutex_unlock(&ctx->pt_lock);
+	return 0;
 }
 
 static void pt_detach(struct fs_ctx *ctx, struct fs_handle *h)
 {
 	struct fs_inode *n = h->inode;
 
+	if (!h->attached)
+		return;		/* never counted: see pt_attach */
 	pthread_mutex_lock(&ctx->pt_lock);
 	if (n->pt_nopen > 0)
 		n->pt_nopen--;
@@ -322,7 +354,7 @@ static void finish_open(struct fs_pending *p, int err)
 	struct fs_ctx *ctx = p->ctx;
 	struct fs_handle *h;
 	char reason[256];
-	uint64_t size;
+	uint64_t size, gen = 0;
 	int fd;
 
 	if (err < 0) {
@@ -336,7 +368,7 @@ static void finish_open(struct fs_pending *p, int err)
 		pending_reply_err(p, af_errno(err));
 		return;
 	}
-	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size, NULL);
+	fd = cache_open_verified(ctx->cache, &p->reg->digest, &size, &gen);
 	if (fd < 0) {
 		/* Evicted between verification and open: rare; the caller retries. */
 		audit_open_result(p, "open_denied", "deny", af_strerror(fd), NULL);
@@ -362,7 +394,15 @@ static void finish_open(struct fs_pending *p, int err)
 	}
 	p->fi.direct_io = 0;
 	p->fi.noflush = 1;
-	pt_attach(ctx, h, &p->fi);
+	/* A quarantine while this open waited marks its inode now. */
+	fs_inval_open_check(ctx);
+	if (pt_attach(ctx, h, &p->fi, gen) < 0) {
+		/* The kernel holds another file for this inode: a new one. */
+		fs_handles_close(&ctx->handles, p->fi.fh);
+		fs_inodes_retire(&ctx->inodes, p->inode);
+		pending_reply_err(p, ESTALE);
+		return;
+	}
 	if (pending_reply_open(p) != 0) {
 		/* The kernel gave up on the request: no release will come. */
 		pt_detach(ctx, h);
@@ -414,6 +454,8 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_inode_put(&ctx->inodes, n);
 		return;
 	}
+	/* Drops by any process: the kernel hears of them (inval.c). */
+	fs_inval_open_check(ctx);
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		open_reply_err(ctx, req, ENOMEM);

@@ -45,6 +45,19 @@ struct ctl_catalog;
 #define FS_NAME_MAX (200 + 1 + 7 + 2 * POL_DIGEST_RAW_MAX)
 #define FS_XATTR_PREFIX "user.artifact."
 
+/* The invalidation thread (inval.c). */
+struct fs_inval {
+	pthread_t thread;
+	bool started;			/* set and cleared by fs_serve's thread */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked;			/* guarded by lock */
+	bool stop;			/* guarded by lock */
+	_Atomic uint64_t seen;		/* cache drop generation told to the kernel */
+	pthread_mutex_t scan_lock;
+	uint64_t marked;		/* drops marked on inodes; scan_lock */
+};
+
 /*
  * The FUSE wire headers (kernel uapi <linux/fuse.h>, stable since 7.x),
  * for what libfuse does not expose: the raw request a worker is answering
@@ -131,6 +144,7 @@ struct fs_ctx {
 	bool pt_required;		/* [fs] passthrough = on */
 	bool pt_missing;		/* required but not offered by the kernel */
 	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
+	struct fs_inval inval;		/* kernel invalidation (inval.c) */
 	_Atomic uint64_t reads;		/* read requests served by the daemon */
 	_Atomic uint64_t opens;
 	/* fs_stats: __atomic, no lock (read by a metrics scrape). */
@@ -168,6 +182,7 @@ struct fs_handle {
 	struct fs_inodes *table;
 	struct fs_inode *inode;	/* a reference held until the handle goes */
 	bool passthrough;	/* reads go straight to the backing file */
+	bool attached;		/* counted in its inode's pt_nopen */
 };
 
 /* io.c: the request the calling worker thread is answering. */
@@ -280,6 +295,18 @@ void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		 size_t size);
 void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+
+/*
+ * inval.c: tells the kernel when blobs it may hold were dropped from the
+ * cache. start (after fs_set_cache, before the loop) also registers the
+ * cache's drop hook; stop (after the loop) joins the thread; open_check is
+ * the cheap look an open takes at the cache's drop generation; kick asks
+ * for a look now. Returns 0 or -errno.
+ */
+int fs_inval_start(struct fs_ctx *ctx);
+void fs_inval_stop(struct fs_ctx *ctx);
+void fs_inval_kick(struct fs_ctx *ctx);
+void fs_inval_open_check(struct fs_ctx *ctx);
 
 /* readonly.c: sets every write-type operation of ops to EROFS (DESIGN §7). */
 void fs_readonly_fill(struct fuse_lowlevel_ops *ops);

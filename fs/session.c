@@ -100,6 +100,9 @@ static void ctx_free(struct fs_ctx *ctx)
 	free(ctx->mountpoint);
 	pthread_mutex_destroy(&ctx->pending_lock);
 	pthread_mutex_destroy(&ctx->pt_lock);
+	pthread_cond_destroy(&ctx->inval.cond);
+	pthread_mutex_destroy(&ctx->inval.scan_lock);
+	pthread_mutex_destroy(&ctx->inval.lock);
 	free(ctx);
 }
 
@@ -141,6 +144,9 @@ int fs_new(const struct fs_deps *deps, const struct fs_mount_opts *opts,
 	ctx->pt_required = deps->cfg->passthrough == POL_PASSTHROUGH_ON;
 	pthread_mutex_init(&ctx->pending_lock, NULL);
 	pthread_mutex_init(&ctx->pt_lock, NULL);
+	pthread_mutex_init(&ctx->inval.lock, NULL);
+	pthread_mutex_init(&ctx->inval.scan_lock, NULL);
+	pthread_cond_init(&ctx->inval.cond, NULL);
 	rc = fs_inodes_init(&ctx->inodes);
 	if (rc == 0)
 		rc = fs_handles_init(&ctx->handles);
@@ -208,6 +214,13 @@ int fs_serve(struct fs_ctx *ctx)
 			(unsigned)getuid());
 	}
 	fuse_loop_cfg_set_max_threads(loop, 64);
+	rc = fs_inval_start(ctx);
+	if (rc < 0) {
+		fuse_loop_cfg_destroy(loop);
+		af_err("cannot start the invalidation thread: %s",
+		       af_strerror(rc));
+		return rc;
+	}
 	fs_handover_signals();
 	ctx->serve_thread = pthread_self();
 	atomic_store(&ctx->serving, true);
@@ -217,6 +230,7 @@ int fs_serve(struct fs_ctx *ctx)
 	/* > 0 is the signal that ended the loop (SIGTERM, SIGINT): a clean exit. */
 	rc = fuse_session_loop_mt(ctx->se, loop);
 	atomic_store(&ctx->serving, false);
+	fs_inval_stop(ctx);
 	fuse_loop_cfg_destroy(loop);
 	if (rc < 0)
 		af_err("session loop failed: %s", af_strerror(rc));
