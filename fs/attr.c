@@ -253,7 +253,10 @@ void fs_audit_unregistered(struct fs_ctx *ctx, fuse_req_t req,
 	const struct fuse_ctx *fc = fuse_req_ctx(req);
 
 	fs_count_open(ctx, ENOENT);
-	audit_emit(ctx->audit, &(struct audit_event){
+	/* DESIGN §8: a flood of wrong names must not fill the disk. */
+	if (!fs_audit_unreg_allowed(ctx, fc->uid))
+		return;
+	fs_audit(ctx, &(struct audit_event){
 		.event = "lookup_unregistered", .project = project,
 		.name = name, .digest = digest, .has_ids = true,
 		.uid = fc->uid, .gid = fc->gid, .pid = fc->pid,

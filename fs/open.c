@@ -175,7 +175,7 @@ static void audit_open_result(struct fs_pending *p, const char *event,
 	struct fs_ctx *ctx = p->ctx;
 	const struct pol_registration *r = p->reg;
 
-	audit_emit(ctx->audit, &(struct audit_event){
+	fs_audit(ctx, &(struct audit_event){
 		.event = event, .project = r->project, .name = r->name,
 		.digest = r->digest.str,
 		.source_type = pol_source_type_name(r->source_type),

@@ -45,6 +45,23 @@ struct ctl_catalog;
 #define FS_NAME_MAX (200 + 1 + 7 + 2 * POL_DIGEST_RAW_MAX)
 #define FS_XATTR_PREFIX "user.artifact."
 
+struct fs_aline;
+struct pol_ratelimit;
+
+/* The audit queue and its writer thread (auditq.c). */
+struct fs_auditq {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool running;			/* lines go to the queue; lock */
+	bool stop;			/* lock */
+	struct fs_aline *head, *tail;	/* lock */
+	size_t nlines;			/* lock */
+	size_t bytes;			/* lock */
+	uint64_t dropped;		/* queue full; lock */
+	struct pol_ratelimit *unreg;	/* lookup_unregistered per uid; lock */
+};
+
 /* The invalidation thread (inval.c). */
 struct fs_inval {
 	pthread_t thread;
@@ -145,6 +162,7 @@ struct fs_ctx {
 	bool pt_missing;		/* required but not offered by the kernel */
 	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
 	struct fs_inval inval;		/* kernel invalidation (inval.c) */
+	struct fs_auditq auditq;	/* audit lines off the workers (auditq.c) */
 	_Atomic uint64_t reads;		/* read requests served by the daemon */
 	_Atomic uint64_t opens;
 	/* fs_stats: __atomic, no lock (read by a metrics scrape). */
@@ -307,6 +325,23 @@ int fs_inval_start(struct fs_ctx *ctx);
 void fs_inval_stop(struct fs_ctx *ctx);
 void fs_inval_kick(struct fs_ctx *ctx);
 void fs_inval_open_check(struct fs_ctx *ctx);
+
+/*
+ * auditq.c: the daemon's audit lines never wait on the audit log (issue 10
+ * item 10). init in fs_new, start/stop around fs_serve's loop, release in
+ * fs_free. fs_audit formats ev now and queues it (written at once when no
+ * writer runs); it never blocks on the log, and drops (counting) when the
+ * queue is full. fs_audit_unreg_allowed: whether a lookup_unregistered of
+ * uid may be written now (DESIGN §8 rate limit; the writer reports the
+ * count suppressed once per interval).
+ */
+int fs_auditq_init(struct fs_ctx *ctx);
+int fs_auditq_start(struct fs_ctx *ctx);
+void fs_auditq_stop(struct fs_ctx *ctx);
+void fs_auditq_release(struct fs_ctx *ctx);
+struct audit_event;
+void fs_audit(struct fs_ctx *ctx, const struct audit_event *ev);
+bool fs_audit_unreg_allowed(struct fs_ctx *ctx, uid_t uid);
 
 /* readonly.c: sets every write-type operation of ops to EROFS (DESIGN §7). */
 void fs_readonly_fill(struct fuse_lowlevel_ops *ops);

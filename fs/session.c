@@ -103,6 +103,8 @@ static void ctx_free(struct fs_ctx *ctx)
 	pthread_cond_destroy(&ctx->inval.cond);
 	pthread_mutex_destroy(&ctx->inval.scan_lock);
 	pthread_mutex_destroy(&ctx->inval.lock);
+	fs_auditq_stop(ctx);
+	fs_auditq_release(ctx);
 	free(ctx);
 }
 
@@ -147,7 +149,9 @@ int fs_new(const struct fs_deps *deps, const struct fs_mount_opts *opts,
 	pthread_mutex_init(&ctx->inval.lock, NULL);
 	pthread_mutex_init(&ctx->inval.scan_lock, NULL);
 	pthread_cond_init(&ctx->inval.cond, NULL);
-	rc = fs_inodes_init(&ctx->inodes);
+	rc = fs_auditq_init(ctx);
+	if (rc == 0)
+		rc = fs_inodes_init(&ctx->inodes);
 	if (rc == 0)
 		rc = fs_handles_init(&ctx->handles);
 	if (rc < 0)
@@ -215,9 +219,12 @@ int fs_serve(struct fs_ctx *ctx)
 	}
 	fuse_loop_cfg_set_max_threads(loop, 64);
 	rc = fs_inval_start(ctx);
+	if (rc == 0)
+		rc = fs_auditq_start(ctx);
 	if (rc < 0) {
+		fs_inval_stop(ctx);
 		fuse_loop_cfg_destroy(loop);
-		af_err("cannot start the invalidation thread: %s",
+		af_err("cannot start the invalidation or audit thread: %s",
 		       af_strerror(rc));
 		return rc;
 	}
@@ -231,6 +238,7 @@ int fs_serve(struct fs_ctx *ctx)
 	rc = fuse_session_loop_mt(ctx->se, loop);
 	atomic_store(&ctx->serving, false);
 	fs_inval_stop(ctx);
+	fs_auditq_stop(ctx);
 	fuse_loop_cfg_destroy(loop);
 	if (rc < 0)
 		af_err("session loop failed: %s", af_strerror(rc));

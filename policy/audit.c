@@ -141,16 +141,27 @@ char *audit_format(const struct audit_event *ev, long long ts)
 
 int audit_emit(struct audit *a, const struct audit_event *ev)
 {
-	const char *p;
 	char *line;
-	size_t n;
-	int ret = 0;
+	int ret;
 
 	if (!a)
 		return 0;
 	line = audit_format(ev, af_wall_ms() / 1000);
 	if (!line)
 		return -ENOMEM;
+	ret = audit_write_line(a, line);
+	free(line);
+	return ret;
+}
+
+int audit_write_line(struct audit *a, char *line)
+{
+	const char *p;
+	size_t n;
+	int ret = 0;
+
+	if (!a || !line)
+		return 0;
 	n = strlen(line);
 	pthread_mutex_lock(&a->lock);
 	for (p = line; a->fd >= 0 && n > 0;) {
@@ -170,10 +181,12 @@ int audit_emit(struct audit *a, const struct audit_event *ev)
 		af_err("audit log write failed: %s", af_strerror(ret));
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (a->use_syslog) {
-		line[strlen(line) - 1] = '\0';
+	if (a->use_syslog && line[0]) {
+		size_t len = strlen(line);
+
+		if (line[len - 1] == '\n')
+			line[len - 1] = '\0';
 		syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s", line);
 	}
-	free(line);
 	return ret;
 }

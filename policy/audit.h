@@ -53,6 +53,14 @@ void audit_close(struct audit *a);
 int audit_emit(struct audit *a, const struct audit_event *ev);
 
 /*
+ * Writes line (one formatted line ending in '\n', e.g. from audit_format)
+ * as audit_emit does: to the file, and to syslog without its '\n' (line
+ * is modified for that). Thread-safe. a == NULL does nothing. Returns 0 or
+ * -errno.
+ */
+int audit_write_line(struct audit *a, char *line);
+
+/*
  * Formats ev with the given ts (epoch seconds) into a newly allocated
  * NUL-terminated line ending in '\n'. Returns NULL on allocation failure.
  * Exposed for tests.
