@@ -1040,14 +1040,20 @@ static bool key_busy(struct cache *c, MDB_txn *txn, const char *key)
 	return busy;
 }
 
+static int gc_orphan(struct cache *c, const char *path, const char *key,
+		     uint64_t *bytes);
+
 /*
  * Evicts key unless a fetch of it is in flight here or in a live process
  * (rule 4), or, with gen != 0, unless the record is no longer generation
- * gen (-ESTALE: it changed since the caller looked). The data file is
- * unlinked while the write txn (LMDB's process-shared writer lock) is
- * held, so a fetch cannot start in between; open fds keep their bytes.
- * The blob's failure backoff goes with it (DESIGN §6). *bytes receives
- * what was freed.
+ * gen (-ESTALE: it changed since the caller looked). The record goes
+ * first; the data file right after, in a write txn of its own that finds
+ * no record (gc_orphan: a fetch commits a record before it creates a
+ * file, so none can be on the way). A crash in between leaves a file no
+ * record claims, which gc removes and a fetch replaces; never a record
+ * whose file is gone (issue 11: a verified record with no data). Open fds
+ * keep their bytes. The blob's failure backoff goes with it (DESIGN §6).
+ * *bytes receives what was freed.
  */
 static int evict_key(struct cache *c, const char *key, uint64_t gen,
 		     const char *reason, uint64_t *bytes)
@@ -1057,6 +1063,7 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 	char path[4096];
 	struct idx_rec rec;
 	MDB_txn *txn = NULL;
+	uint64_t unused;
 	bool was_verified;
 	int rc;
 
@@ -1092,9 +1099,6 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 		*bytes = rec.size;
 	else if (idx_chunks_each(&c->idx, txn, key, count_chunk, &k) == 0)
 		*bytes = k.bytes;
-	if (cache_data_path(c, key, path, sizeof(path)) && unlink(path) < 0 &&
-	    errno != ENOENT)
-		af_warn("cache: %s: %s", path, strerror(errno));
 	rc = idx_blob_del(&c->idx, txn, key);
 	if (rc == 0 || rc == -ENOENT)
 		rc = idx_fails_del_blob(&c->idx, txn, key);
@@ -1104,11 +1108,16 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 		idx_rec_release(&rec);
 		goto out_abort;
 	}
+	af_hook("cache.evict.txn");
 	rc = idx_commit(txn);
 	if (rc) {
 		idx_rec_release(&rec);
 		return rc;
 	}
+	af_hook("cache.evict.committed");
+	if (cache_data_path(c, key, path, sizeof(path)) &&
+	    gc_orphan(c, path, key, &unused) < 0)
+		af_warn("cache: %s: cannot remove its data file", key);
 	if (was_verified)
 		cache_notify_drop(c, key);
 	r = rec_registration(&rec);

@@ -25,7 +25,11 @@
  *  5. A data file is unlinked or created only by whoever may change its
  *     record, inside (unlink) or after (create) the write transaction that
  *     changed it; a fetch that does not resume creates a fresh file
- *     (O_EXCL), so no earlier writer's descriptor ever reaches it.
+ *     (O_EXCL), so no earlier writer's descriptor ever reaches it. A
+ *     file whose record is gone may be unlinked by anyone inside a write
+ *     transaction that finds no record (gc, and eviction right after its
+ *     commit: a crash in between leaves a file no record claims, never a
+ *     record whose file is gone).
  *  6. A dropped verified blob bumps the index drop generation and is
  *     logged under it (idx_drop_note), so other processes learn of it.
  *  7. Nothing is hashed under a write transaction, and no callback of a

@@ -266,6 +266,7 @@ static int range_land(struct range *rg)
 	j->have_bytes += len;
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
+	af_hook("cache.chunk.landed");
 	return 0;
 }
 
@@ -829,6 +830,7 @@ static int job_check_present(struct job *j, struct hash **hp,
 				h = *hp;
 		}
 		test_step(j, "hash");
+		af_hook("cache.resume.hash");
 		assert(!idx_write_held(&c->idx));	/* rule 7 */
 		rc = hash_fd_range(j->fd, i * j->chunk_size, chunk_len(j, i),
 				   h, &xxh, buf);
@@ -917,6 +919,7 @@ static int job_record(struct job *j, const uint64_t *idx, const uint64_t *xxh,
 		return rc;
 	}
 	rc = idx_commit(txn);
+	af_hook("cache.chunk.recorded");
 	if (rc == 0) {
 		pthread_mutex_lock(&c->lock);
 		j->beat_ms = af_now_ms();
@@ -1014,6 +1017,7 @@ static void *hasher_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&c->lock);
+		af_hook("cache.hash.chunk");
 		assert(!idx_write_held(&c->idx));	/* rule 7 */
 		rc = hash_fd_range(j->fd, i * j->chunk_size, chunk_len(j, i),
 				   hs->h, NULL, hs->buf);
@@ -1214,6 +1218,7 @@ static int job_commit(struct job *j, struct hash *h, long long t0)
 	long long dur;
 	int rc;
 
+	af_hook("cache.hash.final");
 	rc = hash_final(h, &got);
 	if (rc)
 		return rc;
@@ -1231,6 +1236,7 @@ static int job_commit(struct job *j, struct hash *h, long long t0)
 		return rc;
 	}
 	test_step(j, "commit");
+	af_hook("cache.commit");
 	rc = idx_begin(&c->idx, true, &txn);
 	if (rc)
 		return rc;

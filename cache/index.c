@@ -139,6 +139,7 @@ bool idx_write_held(struct idx *x)
 
 int idx_commit(MDB_txn *txn)
 {
+	af_hook("idx.commit");	/* inside the write txn: nothing committed */
 	idx_txn_ending(txn);
 	return idx_err(mdb_txn_commit(txn));
 }
