@@ -22,7 +22,10 @@
 #   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest s3
 #                     fleet (bench/fleet.sh: N daemons behind a cache tier,
 #                     its own world and knobs FLEET_N, FLEET_SIZE,
-#                     FLEET_RUNS, FLEET_SETUPS)
+#                     FLEET_RUNS, FLEET_SETUPS) crash (the SIGKILL soak:
+#                     tests/integration/t_crash.sh repeated CRASH_ROUNDS
+#                     times, default 10, ~68 kills each, with a build that
+#                     has the test hooks in build/hooks)
 #   BENCH_S3_SIZE     blob size of the s3 figure (default 256M: s3rver is a
 #                     node.js emulator; its own speed bounds both contenders)
 #   BENCH_COLD        contenders of the cold figures (default: af curl
@@ -52,7 +55,7 @@ BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet s3}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet s3 crash}
 BENCH_S3_SIZE=${BENCH_S3_SIZE:-256M}
 BENCH_COLD=${BENCH_COLD:-af curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
@@ -70,6 +73,20 @@ case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive intege
 if want fleet; then
 	AF_BUILD=$AF_BUILD BENCH_OUT=$BENCH_OUT bash "$HERE/fleet.sh" || die "the fleet figure failed"
 	BENCH_ONLY=$(echo " $BENCH_ONLY " | sed 's/ fleet / /g; s/^ *//; s/ *$//')
+	[ -n "$BENCH_ONLY" ] || exit 0
+fi
+
+# The crash soak (issue 11 item 2): the make check matrix of kill points,
+# CRASH_ROUNDS times, on a build with the fault-injection points (af_hook).
+if want crash; then
+	make -C "$TOP" --no-print-directory BUILD=build/hooks HOOKS=1 all >/dev/null ||
+		die "cannot build build/hooks"
+	mkdir -p "$BENCH_OUT"
+	AF_BUILD=$TOP/build/hooks AF_CRASH_ROUNDS=${CRASH_ROUNDS:-10} \
+		bash "$TOP/tests/integration/t_crash.sh" >"$BENCH_OUT/crash.txt" 2>&1 ||
+		{ tail -n 60 "$BENCH_OUT/crash.txt"; die "the crash soak failed (see $BENCH_OUT/crash.txt)"; }
+	sed -n '/kill points/,$p' "$BENCH_OUT/crash.txt"
+	BENCH_ONLY=$(echo " $BENCH_ONLY " | sed 's/ crash / /g; s/^ *//; s/ *$//')
 	[ -n "$BENCH_ONLY" ] || exit 0
 fi
 
