@@ -1170,7 +1170,7 @@ static int lru_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
-void cache_lru_evict(struct cache *c, const char *keep_key)
+void cache_lru_evict(struct cache *c, const char *keep_key, uint64_t incoming)
 {
 	char (*keys)[POL_DIGEST_STR_MAX] = NULL;
 	struct lru_ent *ents = NULL;
@@ -1181,6 +1181,7 @@ void cache_lru_evict(struct cache *c, const char *keep_key)
 	if (!max || list_keys(c, &keys, &n))
 		return;
 	low = max / 10 * 9;
+	low = low > incoming ? low - incoming : 0;
 	ents = calloc(n ? n : 1, sizeof(*ents));
 	if (!ents)
 		goto out_free;
@@ -1205,20 +1206,25 @@ void cache_lru_evict(struct cache *c, const char *keep_key)
 		ents[ne].size = info.size;
 		ne++;
 	}
-	if (total <= max)
+	if (total <= max && incoming <= max - total)
 		goto out_free;
 	qsort(ents, ne, sizeof(*ents), lru_cmp);
-	snprintf(reason, sizeof(reason), "lru: cache above max_size %" PRIu64,
-		 max);
+	if (incoming)
+		snprintf(reason, sizeof(reason), "lru: room for %" PRIu64
+			 " bytes under max_size %" PRIu64, incoming, max);
+	else
+		snprintf(reason, sizeof(reason),
+			 "lru: cache above max_size %" PRIu64, max);
 	for (i = 0; i < ne && total > low; i++) {
 		uint64_t freed = 0;
 
 		if (evict_key(c, ents[i].key, ents[i].gen, reason, &freed) == 0)
 			total -= freed < total ? freed : total;
 	}
-	if (total > max)
-		af_warn("cache: still %" PRIu64 " bytes after eviction, above "
-			"max_size %" PRIu64, total, max);
+	if (total > max || incoming > max - total)
+		af_warn("cache: still %" PRIu64 " bytes after eviction (%" PRIu64
+			" more on the way), above max_size %" PRIu64, total,
+			incoming, max);
 
 out_free:
 	free(ents);

@@ -153,8 +153,16 @@ int cache_drop_txn(struct cache *c, MDB_txn *txn, const char *key,
 		   struct idx_rec *rec, enum cache_state state, int err);
 /* Tells the on_drop hook (no lock held). */
 void cache_notify_drop(struct cache *c, const char *key);
-/* LRU eviction down to 90% of max_size, never keep_key. */
-void cache_lru_evict(struct cache *c, const char *keep_key);
+/*
+ * LRU eviction of verified blobs, never keep_key nor one being fetched:
+ * when the cache plus incoming bytes (about to be fetched for keep_key)
+ * exceed max_size, down to the low watermark (90% of max_size) less
+ * incoming, so that the cache is at the watermark once they arrived.
+ * Called after a fetch (incoming 0) and before one (issue 11: room is
+ * made before the filesystem fills, not after). Best effort: fetches that
+ * start at once do not count each other's incoming bytes.
+ */
+void cache_lru_evict(struct cache *c, const char *keep_key, uint64_t incoming);
 
 /* Failure backoff (DESIGN §6), per blob and registration. */
 uint64_t cache_reg_fp(const struct pol_registration *r);

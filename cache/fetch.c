@@ -1329,6 +1329,15 @@ static int job_fetch(struct job *j, long long t0)
 	rc = job_check_present(j, &h, buf);
 	if (rc)
 		goto out_reason;
+	/* Room first, so a max_size below the filesystem's never fills it. */
+	if (c->cfg->cache_max_size && !cache_stopping(c)) {
+		uint64_t have;
+
+		pthread_mutex_lock(&c->lock);
+		have = j->have_bytes;
+		pthread_mutex_unlock(&c->lock);
+		cache_lru_evict(c, j->key, j->size - have);
+	}
 	test_step(j, "transfer");
 	job_audit(j, "fetch_start", NULL, true, j->size, -1);
 	rc = job_transfer(j, h, buf);
@@ -1353,55 +1362,98 @@ out_free:
 }
 
 /*
+ * The write txn of job_release: lease given up, a new generation (*gen),
+ * with ENOSPC the chunks forgotten, with a source's fault the backoff
+ * noted. Returns 0 when committed, -ESTALE when the blob is no longer
+ * ours, or -errno.
+ */
+static int job_release_txn(struct job *j, int err, uint64_t *gen,
+			   long long *delay_ms)
+{
+	struct cache *c = j->c;
+	struct idx_rec rec;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*delay_ms = 0;
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = job_own_check(j, txn, &rec, true);
+	if (rc)
+		goto out_abort;
+	rc = idx_lease_del(&c->idx, txn, j->key);
+	if (rc == 0)
+		rc = idx_gen_next(&c->idx, txn, gen);
+	if (rc == 0 && err == -ENOSPC)
+		rc = idx_chunks_del(&c->idx, txn, j->key);
+	if (rc == 0 && cache_err_backs_off(err))
+		rc = cache_backoff_note_txn(c, txn, j->r, err, j->reason,
+					    delay_ms);
+	if (rc == 0) {
+		rec.last_err = err;
+		rec.gen = *gen;
+		rc = idx_rec_put(&c->idx, txn, j->key, &rec);
+	}
+	idx_rec_release(&rec);
+	if (rc)
+		goto out_abort;
+	rc = idx_commit(txn);
+	if (rc == 0) {
+		pthread_mutex_lock(&c->lock);
+		j->owned = false;
+		pthread_mutex_unlock(&c->lock);
+	} else {
+		*delay_ms = 0;
+	}
+	return rc;
+
+out_abort:
+	idx_abort(txn);
+	*delay_ms = 0;
+	return rc;
+}
+
+/*
  * Gives the lease up after a failure that leaves the blob partial: a
  * source's or the bytes' fault starts this registration's backoff; a full
  * cache filesystem drops what landed, so that smaller blobs still fit
  * (DESIGN §6). Nothing is touched when the blob is no longer ours.
  * *delay_ms gets the backoff started (0: none).
+ *
+ * ENOSPC: the chunks are forgotten first and the data file goes after, in
+ * a write txn of its own that finds the record still at the generation
+ * released (nobody took it since; rule 5), so a crash in between leaves a
+ * file no chunk claims, never recorded chunks whose bytes are gone. When
+ * the index itself cannot grow on the full filesystem, the file (ours
+ * while our lease stands) goes first to make room, and the txn is tried
+ * once more.
  */
 static void job_release(struct job *j, int err, long long *delay_ms)
 {
 	struct cache *c = j->c;
 	struct idx_rec rec;
 	MDB_txn *txn = NULL;
-	uint64_t gen;
+	uint64_t gen = 0;
 	int rc;
 
-	*delay_ms = 0;
-	rc = idx_begin(&c->idx, true, &txn);
-	if (rc)
-		return;
-	rc = job_own_check(j, txn, &rec, true);
-	if (rc)
-		goto out_abort;
-	rc = idx_lease_del(&c->idx, txn, j->key);
-	if (rc == 0)
-		rc = idx_gen_next(&c->idx, txn, &gen);
-	if (rc == 0 && err == -ENOSPC) {
-		rc = idx_chunks_del(&c->idx, txn, j->key);
+	rc = job_release_txn(j, err, &gen, delay_ms);
+	if ((rc == -ENOSPC || rc == -EIO) && err == -ENOSPC) {
+		if (j->fd >= 0) {
+			close(j->fd);	/* an open file keeps its space */
+			j->fd = -1;
+		}
 		(void)unlink_data(c, j->key);
+		rc = job_release_txn(j, err, &gen, delay_ms);
 	}
-	if (rc == 0 && cache_err_backs_off(err))
-		rc = cache_backoff_note_txn(c, txn, j->r, err, j->reason,
-					    delay_ms);
-	if (rc == 0) {
-		rec.last_err = err;
-		rec.gen = gen;
-		rc = idx_rec_put(&c->idx, txn, j->key, &rec);
-	}
-	idx_rec_release(&rec);
-	if (rc)
-		goto out_abort;
-	if (idx_commit(txn) == 0) {
-		pthread_mutex_lock(&c->lock);
-		j->owned = false;
-		pthread_mutex_unlock(&c->lock);
-	}
-	return;
-
-out_abort:
+	if (rc || err != -ENOSPC)
+		return;
+	if (idx_begin(&c->idx, true, &txn))
+		return;
+	if (idx_rec_get(&c->idx, txn, j->key, &rec, false) == 0 &&
+	    rec.gen == gen)
+		(void)unlink_data(c, j->key);
 	idx_abort(txn);
-	*delay_ms = 0;
 }
 
 static int job_run(struct job *j)
@@ -1511,7 +1563,7 @@ static void job_finish(struct job *j, int err)
 	 * returns leaves the cache within its limit); never this blob.
 	 */
 	if (err == 0 && c->cfg->cache_max_size && !cache_stopping(c))
-		cache_lru_evict(c, j->key);
+		cache_lru_evict(c, j->key, 0);
 	pthread_mutex_lock(&c->lock);
 	for (pp = &c->jobs; *pp; pp = &(*pp)->next) {
 		if (*pp == j) {

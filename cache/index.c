@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../policy/af.h"
@@ -137,11 +138,33 @@ bool idx_write_held(struct idx *x)
 	       (unsigned long)pthread_self();
 }
 
+/*
+ * LMDB answers EIO when a page write comes out short, which is how a full
+ * filesystem often shows (issue 11): call it ENOSPC when the index's
+ * filesystem has less than a MiB left, so callers treat it as local space
+ * trouble (DESIGN §6: no backoff, partial data dropped).
+ */
+static bool idx_fs_full(MDB_env *env)
+{
+	const char *path = NULL;
+	struct statvfs sv;
+
+	if (mdb_env_get_path(env, &path) || !path || statvfs(path, &sv) != 0)
+		return false;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < ((uint64_t)1 << 20);
+}
+
 int idx_commit(MDB_txn *txn)
 {
+	MDB_env *env = mdb_txn_env(txn);
+	int rc;
+
 	af_hook("idx.commit");	/* inside the write txn: nothing committed */
 	idx_txn_ending(txn);
-	return idx_err(mdb_txn_commit(txn));
+	rc = mdb_txn_commit(txn);
+	if (rc == EIO && idx_fs_full(env))
+		rc = ENOSPC;
+	return idx_err(rc);
 }
 
 void idx_abort(MDB_txn *txn)

@@ -20,6 +20,7 @@ AF_PID=""
 FAULTD_PID=""
 FAULTD_PORT=""
 EXTRA_PIDS=""	# more processes a test started, stopped by PID at cleanup
+EXTRA_MOUNTS=""	# more mount points a test made (a small tmpfs), unmounted at cleanup
 SQUID_PID=""
 SQUID_PORT=""
 TIER_PID=""	# start_slice_tier: nginx proxy_cache + slice in front of the origin
@@ -73,6 +74,9 @@ af_cleanup() {
 		fusermount3 -u -z "$T/mnt" 2>/dev/null || umount -l "$T/mnt" 2>/dev/null
 	fi
 	fleet_down >/dev/null 2>&1
+	for m in $EXTRA_MOUNTS; do
+		mountpoint -q "$m" 2>/dev/null && umount -l "$m" 2>/dev/null
+	done
 	[ -n "$TIER_PID" ] && kill -TERM "$TIER_PID" 2>/dev/null
 	if [ -n "$SQUID_PID" ]; then
 		kill -TERM "$SQUID_PID" 2>/dev/null

@@ -154,6 +154,68 @@ static void test_lru_eviction(void **state)
 		pol_registration_free(r[i]);
 }
 
+/* Line number (from 1) of the first audit line with event and text, or 0. */
+static int audit_line_of(struct fx *f, const char *event, const char *text)
+{
+	char needle[64], line[8192];
+	FILE *fp = fopen(f->audit_path, "r");
+	int n = 0;
+
+	assert_non_null(fp);
+	snprintf(needle, sizeof(needle), "\"event\":\"%s\"", event);
+	while (fgets(line, sizeof(line), fp)) {
+		n++;
+		if (strstr(line, needle) && strstr(line, text)) {
+			fclose(fp);
+			return n;
+		}
+	}
+	fclose(fp);
+	return 0;
+}
+
+/*
+ * Issue 11 item 3: room is made before a fetch, for the bytes it is about
+ * to bring, so that a max_size below the filesystem's size never lets the
+ * filesystem fill: the eviction comes before the new blob's fetch_start,
+ * and the cache ends at the low watermark, not above max_size.
+ */
+static void test_lru_room_before_fetch(void **state)
+{
+	struct fx *f = *state;
+	struct pol_registration *r[3];
+	struct cache_stats st;
+	char path[3][256];
+	long long now = time(NULL);
+	int i, ev, start;
+
+	cache_close(f->c);
+	f->cfg.cache_max_size = 8 * FX_CHUNK;
+	fx_open_cache(f);
+	for (i = 0; i < 3; i++)
+		r[i] = fx_blob(f, 4 * FX_CHUNK, 70 + (unsigned)i, path[i],
+			       sizeof(path[i]));
+	for (i = 0; i < 2; i++)
+		assert_int_equal(cache_ensure_sync(f->c, r[i], NULL, NULL), 0);
+	assert_int_equal(fx_audit_count(f, "evict", NULL), 0);
+	set_last_access(f, r[0], now - 2000);
+	set_last_access(f, r[1], now - 1000);
+	assert_int_equal(cache_ensure_sync(f->c, r[2], NULL, NULL), 0);
+	ev = audit_line_of(f, "evict", r[0]->digest.str);
+	start = audit_line_of(f, "fetch_start", r[2]->digest.str);
+	assert_true(ev > 0);
+	assert_true(start > 0);
+	assert_true(ev < start);
+	/* 90% of 8 chunks less 4 incoming: both older blobs made room. */
+	assert_int_equal(fx_state(f, r[0]), CACHE_NONE);
+	assert_int_equal(fx_state(f, r[1]), CACHE_NONE);
+	assert_int_equal(fx_state(f, r[2]), CACHE_VERIFIED);
+	assert_int_equal(cache_get_stats(f->c, &st), 0);
+	assert_true(st.bytes <= f->cfg.cache_max_size / 10 * 9);
+	for (i = 0; i < 3; i++)
+		pol_registration_free(r[i]);
+}
+
 struct list_ctx {
 	int n;
 	int verified;
@@ -273,6 +335,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_evict_keeps_open_fd,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_verify_quick_and_full,
+						fx_setup, fx_teardown),
+		cmocka_unit_test_setup_teardown(test_lru_room_before_fetch,
 						fx_setup, fx_teardown),
 		cmocka_unit_test_setup_teardown(test_lru_eviction, fx_setup,
 						fx_teardown),
