@@ -371,7 +371,7 @@ int cache_backoff_note_txn(struct cache *c, MDB_txn *txn,
 	if (c->backoff_ms <= 0)
 		return 0;	/* failure_backoff = 0: off */
 	rc = idx_fail_get(&c->idx, txn, r->digest.str, fp, &f);
-	if (rc == -ENOENT) {
+	if (rc == -ENOENT || rc == -EBADMSG) {
 		memset(&f, 0, sizeof(f));
 	} else if (rc) {
 		return rc;
@@ -402,8 +402,8 @@ int cache_backoff_check_txn(struct cache *c, MDB_txn *txn,
 	int rc;
 
 	rc = idx_fail_get(&c->idx, txn, r->digest.str, cache_reg_fp(r), &f);
-	if (rc == -ENOENT)
-		return 0;
+	if (rc == -ENOENT || rc == -EBADMSG)
+		return 0;	/* one that does not decode is overwritten */
 	if (rc)
 		return rc;
 	left = f.until_ms - af_wall_ms();
@@ -434,8 +434,8 @@ static int ensure_check(struct cache *c, const struct pol_registration *r)
 	if (rc)
 		return rc;
 	rc = idx_rec_get(&c->idx, txn, r->digest.str, &rec, false);
-	if (rc && rc != -ENOENT)
-		goto out_abort;
+	if (rc && rc != -ENOENT && rc != -EBADMSG)
+		goto out_abort;		/* -EBADMSG: the fetch drops it */
 	if (rc == 0 && rec.state == CACHE_VERIFIED &&
 	    data_exists(c, r->digest.str)) {
 		idx_abort(txn);
@@ -868,7 +868,7 @@ int cache_foreach(struct cache *c,
 			break;
 		rc = info_fill(c, txn, keys[i], &info);
 		idx_abort(txn);
-		if (rc == -ENOENT || rc == -EIO) {
+		if (rc == -ENOENT || rc == -EIO || rc == -EBADMSG) {
 			rc = 0;		/* evicted meanwhile, or unreadable */
 			continue;
 		}
@@ -1076,6 +1076,11 @@ static int evict_key(struct cache *c, const char *key, uint64_t gen,
 		goto out_abort;
 	}
 	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
+	if (rc == -EBADMSG) {
+		/* A record that does not decode goes like any other. */
+		memset(&rec, 0, sizeof(rec));
+		rc = 0;
+	}
 	if (rc == -ENOENT) {
 		/* No record: still clear a backoff (evict DIGEST clears it). */
 		rc = idx_fails_del_blob(&c->idx, txn, key);
@@ -1420,6 +1425,7 @@ static int gc_blob(struct cache *c, const char *key, long long stale_before,
 	struct idx_rec rec;
 	MDB_txn *txn = NULL;
 	char path[4096];
+	bool corrupt;
 	int rc;
 
 	*bytes = 0;
@@ -1427,10 +1433,11 @@ static int gc_blob(struct cache *c, const char *key, long long stale_before,
 	if (rc)
 		return rc;
 	rc = idx_rec_get(&c->idx, txn, key, &rec, true);
-	if (rc)
+	corrupt = rc == -EBADMSG;	/* does not decode: garbage, dropped */
+	if (rc && !corrupt)
 		goto out_abort;
 	if (key_busy(c, txn, key) ||
-	    !(rec.state == CACHE_QUARANTINED ||
+	    !(corrupt || rec.state == CACHE_QUARANTINED ||
 	      (rec.state == CACHE_PARTIAL && rec.last_access < stale_before))) {
 		idx_rec_release(&rec);
 		idx_abort(txn);

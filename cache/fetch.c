@@ -539,7 +539,7 @@ static int job_acquire(struct job *j)
 		struct idx_rec rec;
 		struct idx_lease l;
 		MDB_txn *txn = NULL;
-		bool have_rec, had_lease;
+		bool have_rec, bad_rec, had_lease;
 		uint64_t gen;
 
 		if (cache_stopping(c))
@@ -552,7 +552,8 @@ static int job_acquire(struct job *j)
 		if (rc)
 			return rc;
 		rc = idx_rec_get(&c->idx, txn, j->key, &rec, false);
-		if (rc && rc != -ENOENT)
+		bad_rec = rc == -EBADMSG;	/* dropped below, fetched again */
+		if (rc && rc != -ENOENT && !bad_rec)
 			goto out_abort;
 		have_rec = rc == 0;
 		if (have_rec && rec.state == CACHE_VERIFIED &&
@@ -562,9 +563,9 @@ static int job_acquire(struct job *j)
 			return 1;
 		}
 		rc = idx_lease_get(&c->idx, txn, j->key, &l);
-		if (rc && rc != -ENOENT)
+		if (rc && rc != -ENOENT && rc != -EBADMSG)
 			goto out_abort;
-		had_lease = rc == 0;
+		had_lease = rc == 0;	/* one that does not decode is overwritten */
 		if (had_lease && l.token != c->me.token && idx_lease_alive(&l)) {
 			long long now = af_now_ms();
 
@@ -608,9 +609,12 @@ static int job_acquire(struct job *j)
 		rc = idx_gen_next(&c->idx, txn, &gen);
 		if (rc)
 			goto out_abort;
+		if (bad_rec)
+			af_warn("cache: %s: its index record does not decode: "
+				"dropped, fetched again", j->key);
 		if (!have_rec || rec.state != CACHE_PARTIAL) {
 			/* Nothing to resume: no chunk, no file (rule 5). */
-			if (have_rec) {
+			if (have_rec || bad_rec) {
 				rc = idx_chunks_del(&c->idx, txn, j->key);
 				if (rc)
 					goto out_abort;
@@ -662,7 +666,7 @@ static int job_own_check(struct job *j, MDB_txn *txn, struct idx_rec *rec,
 		rec = &tmp;
 	rc = idx_rec_get(&c->idx, txn, j->key, rec, rec == &tmp ? false :
 			 want_json);
-	if (rc == -ENOENT)
+	if (rc == -ENOENT || rc == -EBADMSG)
 		why = "record dropped";
 	else if (rc)
 		return rc;
@@ -670,7 +674,7 @@ static int job_own_check(struct job *j, MDB_txn *txn, struct idx_rec *rec,
 		why = "record changed";
 	if (!why) {
 		rc = idx_lease_get(&c->idx, txn, j->key, &l);
-		if (rc && rc != -ENOENT) {
+		if (rc && rc != -ENOENT && rc != -EBADMSG) {
 			idx_rec_release(rec);
 			return rc;
 		}

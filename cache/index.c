@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../policy/af.h"
+#include "cache.h"
 #include "index_int.h"
 
 /* 1 GiB of address space: a record is ~1 KiB, a chunk entry ~150 bytes. */
@@ -218,28 +219,19 @@ static void key_val(MDB_val *k, const char *key)
 	k->mv_size = strlen(key);
 }
 
-int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
-		struct idx_rec *out, bool want_json)
+int idx_rec_decode(const void *val, size_t len, struct idx_rec *out,
+		   bool want_json)
 {
-	MDB_val k, v;
-	struct cur c;
+	struct cur c = { .p = (unsigned char *)val, .len = len };
 	uint32_t version;
 	uint8_t size_known;
 	uint16_t plen, nlen;
 	uint32_t jlen;
-	int rc;
 
 	memset(out, 0, sizeof(*out));
-	key_val(&k, key);
-	rc = mdb_get(txn, x->blobs, &k, &v);
-	if (rc)
-		return idx_err(rc);
-	c = (struct cur){ .p = v.mv_data, .len = v.mv_size };
 	cur_get(&c, &version, sizeof(version));
-	if (c.bad || version < 1 || version > IDX_REC_VERSION) {
-		af_warn("cache index: %s: unknown record version", key);
-		return -EIO;
-	}
+	if (c.bad || version < 1 || version > IDX_REC_VERSION)
+		return -EBADMSG;
 	cur_get(&c, &out->state, sizeof(out->state));
 	cur_get(&c, &size_known, sizeof(size_known));
 	out->size_known = size_known != 0;
@@ -253,11 +245,12 @@ int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
 	cur_get(&c, &plen, sizeof(plen));
 	cur_get(&c, &nlen, sizeof(nlen));
 	cur_get(&c, &jlen, sizeof(jlen));
-	if (c.bad || plen >= sizeof(out->project) || nlen >= sizeof(out->name))
+	if (c.bad || out->state > CACHE_QUARANTINED ||
+	    plen >= sizeof(out->project) || nlen >= sizeof(out->name))
 		goto out_bad;
 	cur_get(&c, out->project, plen);
 	cur_get(&c, out->name, nlen);
-	if (c.bad || c.len - c.pos < jlen)
+	if (c.bad || c.len - c.pos != jlen)
 		goto out_bad;
 	if (want_json && jlen) {
 		out->json = malloc((size_t)jlen + 1);
@@ -269,35 +262,35 @@ int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
 	return 0;
 
 out_bad:
-	af_warn("cache index: %s: malformed record", key);
 	memset(out, 0, sizeof(*out));
-	return -EIO;
+	return -EBADMSG;
 }
 
-int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
-		const struct idx_rec *r)
+/* The snapshot's bytes as stored: none when absurdly large. */
+static size_t rec_json_len(const struct idx_rec *r)
+{
+	size_t jl = r->json ? strlen(r->json) : 0;
+
+	return jl > 1u << 20 ? 0 : jl;
+}
+
+size_t idx_rec_size(const struct idx_rec *r)
+{
+	return IDX_REC_FIXED + strnlen(r->project, sizeof(r->project) - 1) +
+	       strnlen(r->name, sizeof(r->name) - 1) + rec_json_len(r);
+}
+
+int idx_rec_encode(const struct idx_rec *r, void *buf, size_t len)
 {
 	uint32_t version = IDX_REC_VERSION;
 	uint8_t size_known = r->size_known;
 	size_t pl = strnlen(r->project, sizeof(r->project) - 1);
 	size_t nl = strnlen(r->name, sizeof(r->name) - 1);
-	size_t jl = r->json ? strlen(r->json) : 0;
+	size_t jl = rec_json_len(r);
 	uint16_t plen = (uint16_t)pl, nlen = (uint16_t)nl;
-	uint32_t jlen;
-	MDB_val k, v;
-	struct cur c;
-	int rc;
+	uint32_t jlen = (uint32_t)jl;
+	struct cur c = { .p = buf, .len = len };
 
-	if (jl > 1u << 20)
-		jl = 0;		/* an absurd snapshot is not worth keeping */
-	jlen = (uint32_t)jl;
-	key_val(&k, key);
-	v.mv_size = IDX_REC_FIXED + pl + nl + jl;
-	v.mv_data = NULL;
-	rc = mdb_put(txn, x->blobs, &k, &v, MDB_RESERVE);
-	if (rc)
-		return idx_err(rc);
-	c = (struct cur){ .p = v.mv_data, .len = v.mv_size };
 	cur_put(&c, &version, sizeof(version));
 	cur_put(&c, &r->state, sizeof(r->state));
 	cur_put(&c, &size_known, sizeof(size_known));
@@ -313,7 +306,39 @@ int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
 	cur_put(&c, r->project, pl);
 	cur_put(&c, r->name, nl);
 	cur_put(&c, r->json, jl);
-	return c.bad ? -EIO : 0;
+	return c.bad || c.pos != len ? -EINVAL : 0;
+}
+
+int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
+		struct idx_rec *out, bool want_json)
+{
+	MDB_val k, v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	key_val(&k, key);
+	rc = mdb_get(txn, x->blobs, &k, &v);
+	if (rc)
+		return idx_err(rc);
+	rc = idx_rec_decode(v.mv_data, v.mv_size, out, want_json);
+	if (rc == -EBADMSG)
+		af_warn("cache index: %s: record does not decode", key);
+	return rc;
+}
+
+int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
+		const struct idx_rec *r)
+{
+	MDB_val k, v;
+	int rc;
+
+	key_val(&k, key);
+	v.mv_size = idx_rec_size(r);
+	v.mv_data = NULL;
+	rc = mdb_put(txn, x->blobs, &k, &v, MDB_RESERVE);
+	if (rc)
+		return idx_err(rc);
+	return idx_rec_encode(r, v.mv_data, v.mv_size) ? -EIO : 0;
 }
 
 static int chunk_key(unsigned char *buf, size_t len, const char *key,
@@ -372,7 +397,7 @@ int idx_chunk_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
 	if (rc)
 		return idx_err(rc);
 	if (v.mv_size != sizeof(*xxh))
-		return -EIO;
+		return -EBADMSG;
 	memcpy(xxh, v.mv_data, sizeof(*xxh));
 	return 0;
 }
@@ -413,7 +438,8 @@ static int chunks_walk(struct idx *x, MDB_txn *txn, const char *key,
 			rc = mdb_cursor_del(cur, 0);
 			if (rc)
 				break;
-		} else if (fn) {
+		} else if (fn && v.mv_size == sizeof(xxh)) {
+			/* One that does not decode counts as not recorded. */
 			ret = fn(arg, i, xxh);
 			if (ret)
 				break;
@@ -456,6 +482,16 @@ int idx_blob_del(struct idx *x, MDB_txn *txn, const char *key)
 	return found ? 0 : -ENOENT;
 }
 
+int idx_lease_decode(const void *val, size_t len, struct idx_lease *out)
+{
+	memset(out, 0, sizeof(*out));
+	/* A version 1 lease (pid, start, token) has no heartbeat: beat 0. */
+	if (len != sizeof(*out) && len != IDX_LEASE_V1_SIZE)
+		return -EBADMSG;
+	memcpy(out, val, len);
+	return 0;
+}
+
 int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
 		  struct idx_lease *out)
 {
@@ -467,11 +503,10 @@ int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
 	rc = mdb_get(txn, x->leases, &k, &v);
 	if (rc)
 		return idx_err(rc);
-	/* A version 1 lease (pid, start, token) has no heartbeat: beat 0. */
-	if (v.mv_size != sizeof(*out) && v.mv_size != IDX_LEASE_V1_SIZE)
-		return -EIO;
-	memcpy(out, v.mv_data, v.mv_size);
-	return 0;
+	rc = idx_lease_decode(v.mv_data, v.mv_size, out);
+	if (rc == -EBADMSG)
+		af_warn("cache index: %s: lease does not decode", key);
+	return rc;
 }
 
 int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
@@ -633,13 +668,31 @@ struct fail_val {
 	int64_t until_ms;
 };
 
+int idx_fail_decode(const void *val, size_t len, struct idx_fail *out)
+{
+	struct fail_val fv;
+	size_t rl;
+
+	memset(out, 0, sizeof(*out));
+	if (len < sizeof(fv))
+		return -EBADMSG;
+	memcpy(&fv, val, sizeof(fv));
+	out->count = fv.count;
+	out->err = fv.err;
+	out->until_ms = fv.until_ms;
+	rl = len - sizeof(fv);
+	if (rl >= sizeof(out->reason))
+		rl = sizeof(out->reason) - 1;
+	memcpy(out->reason, (const unsigned char *)val + sizeof(fv), rl);
+	out->reason[rl] = '\0';
+	return 0;
+}
+
 int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
 		 struct idx_fail *out)
 {
 	unsigned char kb[IDX_KEY_MAX];
-	struct fail_val fv;
 	MDB_val k, v;
-	size_t rl;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -649,18 +702,10 @@ int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
 	rc = mdb_get(txn, x->fails, &k, &v);
 	if (rc)
 		return idx_err(rc);
-	if (v.mv_size < sizeof(fv))
-		return -EIO;
-	memcpy(&fv, v.mv_data, sizeof(fv));
-	out->count = fv.count;
-	out->err = fv.err;
-	out->until_ms = fv.until_ms;
-	rl = v.mv_size - sizeof(fv);
-	if (rl >= sizeof(out->reason))
-		rl = sizeof(out->reason) - 1;
-	memcpy(out->reason, (const unsigned char *)v.mv_data + sizeof(fv), rl);
-	out->reason[rl] = '\0';
-	return 0;
+	rc = idx_fail_decode(v.mv_data, v.mv_size, out);
+	if (rc == -EBADMSG)
+		af_warn("cache index: %s: backoff entry does not decode", key);
+	return rc;
 }
 
 int idx_fail_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,

@@ -19,6 +19,13 @@
  * LMDB values are valid only inside their transaction: every getter here
  * copies out. Write transactions are serialized by LMDB itself (its writer
  * lock is process-shared), which is also what orders evict against fetch.
+ *
+ * The index is a file on disk: a crash, a bad disk or another program may
+ * leave any bytes in a value. Every value is decoded by a bounds-checked,
+ * pure decoder (idx_*_decode, fuzzed by tests/fuzz/fuzz_index.c); one
+ * that does not decode is -EBADMSG, and the cache treats it as absent: a
+ * record or chunk that does not decode is dropped and fetched again, a
+ * lease or a backoff entry that does not decode is overwritten (issue 11).
  */
 #ifndef CACHE_INDEX_INT_H
 #define CACHE_INDEX_INT_H
@@ -96,7 +103,18 @@ int idx_err(int mdb_rc);
 bool idx_write_held(struct idx *x);
 
 void idx_rec_release(struct idx_rec *r);
-/* 0 and *out (json copied only when want_json), -ENOENT, -EIO. */
+/*
+ * Pure codecs of a blob record's value. idx_rec_decode: 0 and *out (json
+ * copied, NUL-terminated, only when want_json: release it), -EBADMSG when
+ * the value is not a record (*out zeroed), -ENOMEM. idx_rec_size: the
+ * bytes idx_rec_encode writes (a json over 1 MiB is not kept);
+ * idx_rec_encode: 0, or -EINVAL when len is not that size.
+ */
+int idx_rec_decode(const void *val, size_t len, struct idx_rec *out,
+		   bool want_json);
+size_t idx_rec_size(const struct idx_rec *r);
+int idx_rec_encode(const struct idx_rec *r, void *buf, size_t len);
+/* 0 and *out, -ENOENT, -EBADMSG (logged), -ENOMEM or -EIO. */
 int idx_rec_get(struct idx *x, MDB_txn *txn, const char *key,
 		struct idx_rec *out, bool want_json);
 int idx_rec_put(struct idx *x, MDB_txn *txn, const char *key,
@@ -107,17 +125,21 @@ int idx_blob_del(struct idx *x, MDB_txn *txn, const char *key);
 int idx_chunk_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
 		  uint64_t xxh);
 int idx_chunk_del(struct idx *x, MDB_txn *txn, const char *key, uint64_t i);
-/* 0 and *xxh, or -ENOENT. */
+/* 0 and *xxh, -ENOENT, or -EBADMSG. */
 int idx_chunk_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t i,
 		  uint64_t *xxh);
 int idx_chunks_del(struct idx *x, MDB_txn *txn, const char *key);
 /*
- * Calls fn for every recorded chunk of key in index order; stops at a
- * non-zero return (which is returned). Returns 0 or -errno.
+ * Calls fn for every recorded chunk of key in index order (one whose
+ * value does not decode is skipped: not recorded); stops at a non-zero
+ * return (which is returned). Returns 0 or -errno.
  */
 int idx_chunks_each(struct idx *x, MDB_txn *txn, const char *key,
 		    int (*fn)(void *arg, uint64_t i, uint64_t xxh), void *arg);
 
+/* Pure: 0 and *out, or -EBADMSG. */
+int idx_lease_decode(const void *val, size_t len, struct idx_lease *out);
+/* 0 and *out, -ENOENT, -EBADMSG (logged) or -errno. */
 int idx_lease_get(struct idx *x, MDB_txn *txn, const char *key,
 		  struct idx_lease *out);
 int idx_lease_put(struct idx *x, MDB_txn *txn, const char *key,
@@ -140,7 +162,9 @@ int idx_drops_since(struct idx *x, MDB_txn *txn, uint64_t since,
 		    int (*fn)(void *arg, const char *key, bool bad),
 		    void *arg);
 
-/* Failure backoff entries: 0 / -ENOENT / -errno. */
+/* Pure: 0 and *out (reason NUL-terminated), or -EBADMSG. */
+int idx_fail_decode(const void *val, size_t len, struct idx_fail *out);
+/* Failure backoff entries: 0 / -ENOENT / -EBADMSG (get) / -errno. */
 int idx_fail_get(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
 		 struct idx_fail *out);
 int idx_fail_put(struct idx *x, MDB_txn *txn, const char *key, uint64_t fp,
