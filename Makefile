@@ -5,7 +5,7 @@
 #   make check      deps, then ASan+UBSan build, unit tests, integration tests
 #   make demo       deps, then the main job end to end on loopback
 #   make bench      benchmarks (not part of check); see docs/BENCHMARKS.md
-#   make fuzz       libFuzzer targets (clang) in build/fuzz/
+#   make fuzz       libFuzzer targets (clang) in build/fuzz/, FUZZ_SECONDS (60) each
 #   make tsan       ThreadSanitizer build and run of the threaded code (in check)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make uninstall  remove what install put in place
@@ -96,7 +96,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TESTTOOL_SRCS := $(wildcard tests/tools/*.c)
 TESTTOOL_BINS := $(TESTTOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke tsan install clean distclean \
+.PHONY: all deps check unit unit-bins integration demo bench fuzz fuzz-smoke fuzz-build tsan install clean distclean \
 	$(foreach s,$(SUBSYS) tools,unit-$(s))
 .PHONY: uninstall help units-check
 .DEFAULT_GOAL := all
@@ -188,18 +188,15 @@ tsan:
 		bash tests/integration/run.sh
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
-FUZZ_SECONDS ?= 5
-# Each target over its seed corpus, then FUZZ_SECONDS of fuzzing (in check).
-fuzz-smoke: fuzz
-	$(Q)for f in $(FUZZ_SRCS); do \
-		n=$$(basename $$f .c); c=tests/fuzz/corpus/$${n#fuzz_}; \
-		mkdir -p build/fuzz/work/$$n; \
-		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 \
-			build/fuzz/work/$$n $$c >build/fuzz/$$n.log 2>&1 \
-			|| { echo "FUZZ FAILED: $$n (build/fuzz/$$n.log)"; tail -30 build/fuzz/$$n.log; exit 1; }; \
-		echo "  fuzz    $$n: $$(grep -o '^Done [0-9]* runs' build/fuzz/$$n.log | grep -o '[0-9][0-9]*' || echo ok) runs, no crash"; \
-	done
-fuzz: $(FUSE_DEP)
+FUZZ_SECONDS ?= 60
+# make fuzz: every target over its seed corpus, then FUZZ_SECONDS of
+# fuzzing each, one line per target with exec/s and coverage (mk/fuzz-run.sh).
+# make check runs the same for 5 s each (fuzz-smoke).
+fuzz: fuzz-build
+	$(Q)sh mk/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_SRCS)
+fuzz-smoke: fuzz-build
+	$(Q)sh mk/fuzz-run.sh 5 $(FUZZ_SRCS)
+fuzz-build: $(FUSE_DEP)
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" \
 		$(foreach s,$(SUBSYS),build/fuzz/lib$(s).a)
@@ -261,7 +258,9 @@ help:
 	@echo "  make integration  the integration tests (AF_TESTS=\"t_fetch t_cli\" for a subset)"
 	@echo "  make demo         the main job end to end on loopback"
 	@echo "  make bench        benchmarks against curl, rclone, httpdirfs (docs/BENCHMARKS.md)"
-	@echo "  make fuzz         libFuzzer targets in build/fuzz/ (make fuzz-smoke runs them briefly)"
+	@echo "  make fuzz         build the libFuzzer targets in build/fuzz/ and run each for"
+	@echo "                    FUZZ_SECONDS (60): exec/s and coverage per target (make"
+	@echo "                    fuzz-smoke: 5 s each, in check; make fuzz-build: build only)"
 	@echo "  make tsan         ThreadSanitizer build and run of the threaded code"
 	@echo "  make install      install (PREFIX=$(PREFIX) DESTDIR=): $(INSTALLED)"
 	@echo "                    and /etc/artifactfs/artifactfs.conf when there is none"
