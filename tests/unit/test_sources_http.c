@@ -810,6 +810,149 @@ static void test_hook_wait(void **state)
 	src_ctx_free(ctx);
 }
 
+/*
+ * The object-store types against faultd (DESIGN §5b): each builds its
+ * request URL from the registration URI and its [type] endpoint, and sends
+ * its credential the way its service wants it. s3: path-style and
+ * virtual-hosted (bucket.localhost resolves to loopback), signed
+ * (Authorization reaches the server); gcs: the media download with the
+ * object name encoded whole and the bearer token (faultd's bearer mode
+ * checks it); azure_blob: {account} filled in, a bearer token or a SAS
+ * appended as the query.
+ */
+static void cred_doc(const char *dir, const char *name, const char *body)
+{
+	char path[PATH_MAX], when[32];
+	FILE *fp;
+
+	af_rfc3339(time(NULL) + 600, when, sizeof(when));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fprintf(fp, "{\"expires_at\": \"%s\", %s}\n", when, body);
+	fclose(fp);
+}
+
+static struct src *open_type(struct src_ctx *ctx, enum pol_source_type t,
+			     const char *uri)
+{
+	struct pol_registration r = { 0 };
+	struct src *s = NULL;
+
+	r.source_type = t;
+	r.uri = (char *)uri;
+	r.project = (char *)"vision";
+	r.name = (char *)"m.bin";
+	assert_int_equal(pol_digest_parse("sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+					  &r.digest, NULL, 0), 0);
+	assert_int_equal(src_open(ctx, &r, &s), 0);
+	return s;
+}
+
+static void type_ctx(struct fixture *f, const char *creds, const char *s3,
+		     enum pol_s3_addressing addr, const char *gcs,
+		     const char *azure, struct pol_config *cfg,
+		     struct src_ctx **ctx)
+{
+	test_cfg(cfg);
+	cfg->credentials_dir = (char *)creds;
+	cfg->credentials_max_lifetime_ms = 3600 * 1000;
+	cfg->credentials_helper_timeout_ms = 2000;
+	cfg->s3_region = (char *)"us-east-1";
+	cfg->s3_endpoint = (char *)s3;
+	cfg->s3_addressing = addr;
+	cfg->gcs_endpoint = (char *)gcs;
+	cfg->azure_endpoint = (char *)azure;
+	(void)f;
+	assert_int_equal(src_ctx_new(cfg, NULL, ctx), 0);
+}
+
+static void test_object_store_types(void **state)
+{
+	struct fixture *f = *state;
+	char creds[PATH_MAX], root[PATH_MAX], ep[3][128], reason[160];
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	struct src *s;
+
+	snprintf(creds, sizeof(creds), "%s/creds", f->dir);
+	snprintf(root, sizeof(root), "%s/root", f->dir);
+	mkdir(creds, 0700);
+	/* faultd serves the path as written: names with '%' in them. */
+	for (const char *d = "bkt\0bkt/dir\0storage\0storage/v1\0storage/v1/b\0"
+			     "storage/v1/b/gbkt\0storage/v1/b/gbkt/o\0acct\0"
+			     "acct/cont\0dir\0"; *d; d += strlen(d) + 1) {
+		char p[PATH_MAX + 64];
+
+		snprintf(p, sizeof(p), "%.2048s/%s", root, d);
+		mkdir(p, 0755);
+	}
+	write_file(f->dir, "bkt/dir/k%20x", f->small, SMALL_SIZE);
+	write_file(f->dir, "dir/k%20x", f->small, SMALL_SIZE);
+	write_file(f->dir, "storage/v1/b/gbkt/o/a%2Fb%20c", f->small, SMALL_SIZE);
+	write_file(f->dir, "acct/cont/blob", f->small, SMALL_SIZE);
+	cred_doc(creds, "s3.json", "\"source_type\": \"s3\", \"scope\": \"s3://bkt/\", "
+		 "\"access_key_id\": \"AKID\", \"secret_access_key\": \"s3cr3t\"");
+	cred_doc(creds, "gcs.json", "\"source_type\": \"gcs\", \"scope\": \"gs://gbkt/\", "
+		 "\"bearer_token\": \"gtok\"");
+	cred_doc(creds, "az.json", "\"source_type\": \"azure_blob\", "
+		 "\"scope\": \"https://acct.blob.core.windows.net/cont/\", "
+		 "\"bearer_token\": \"atok\"");
+
+	/* Path-style s3, gcs and azure_blob with a bearer token. */
+	snprintf(ep[0], sizeof(ep[0]), "http://127.0.0.1:%u/ok", f->a.port);
+	snprintf(ep[1], sizeof(ep[1]), "http://127.0.0.1:%u/bearer", f->a.port);
+	snprintf(ep[2], sizeof(ep[2]), "http://127.0.0.1:%u/bearer/{account}",
+		 f->a.port);
+	type_ctx(f, creds, ep[0], POL_S3_ADDR_DEFAULT, ep[1], ep[2], &cfg, &ctx);
+	s = open_type(ctx, POL_SRC_S3, "s3://bkt/dir/k%20x");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->a, "GET /ok/bkt/dir/k%20x ", "auth=1") >= 1);
+	assert_int_equal(log_count(&f->a, "GET /ok/bkt/dir/k%20x ", "auth=0"), 0);
+
+	s = open_type(ctx, POL_SRC_GCS, "gs://gbkt/a/b%20c?tok=gtok");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->a,
+			      "GET /bearer/storage/v1/b/gbkt/o/a%2Fb%20c?alt=media&tok=gtok ",
+			      "status=206") >= 1);
+	/* The server checks the token: another one is refused, with its code. */
+	s = open_type(ctx, POL_SRC_GCS, "gs://gbkt/a/b%20c?tok=other");
+	assert_int_equal(fetch(s, 0, 10, f->small, reason, sizeof(reason)),
+			 AF_ESOURCE);
+	assert_string_equal(reason, "HTTP 401 Unauthorized (authError)");
+	src_close(s);
+
+	s = open_type(ctx, POL_SRC_AZURE_BLOB,
+		      "https://acct.blob.core.windows.net/cont/blob?tok=atok");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->a, "GET /bearer/acct/cont/blob?tok=atok ",
+			      "status=206") >= 1);
+	src_ctx_free(ctx);
+
+	/* Virtual-hosted s3; azure_blob with a SAS (and no other query). */
+	cred_doc(creds, "az.json", "\"source_type\": \"azure_blob\", "
+		 "\"scope\": \"https://acct.blob.core.windows.net/cont/\", "
+		 "\"sas_token\": \"?sv=1&sig=good\"");
+	snprintf(ep[0], sizeof(ep[0]), "http://localhost:%u/ok", f->a.port);
+	snprintf(ep[2], sizeof(ep[2]), "http://127.0.0.1:%u/sas/{account}",
+		 f->a.port);
+	type_ctx(f, creds, ep[0], POL_S3_ADDR_VIRTUAL, ep[1], ep[2], &cfg, &ctx);
+	s = open_type(ctx, POL_SRC_S3, "s3://bkt/dir/k%20x");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->a, "GET /ok/dir/k%20x ", "auth=1") >= 1);
+	s = open_type(ctx, POL_SRC_AZURE_BLOB,
+		      "https://acct.blob.core.windows.net/cont/blob");
+	assert_int_equal(fetch(s, 0, SMALL_SIZE, f->small, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->a, "GET /sas/acct/cont/blob?sv=1&sig=good ",
+			      "status=206") >= 1);
+	src_ctx_free(ctx);
+}
+
 static void test_parallel_ranges(void **state)
 {
 	struct fixture *f = *state;
@@ -1164,6 +1307,7 @@ int main(void)
 		cmocka_unit_test(test_check_hook),
 		cmocka_unit_test(test_error_codes),
 		cmocka_unit_test(test_hook_wait),
+		cmocka_unit_test(test_object_store_types),
 		cmocka_unit_test(test_parallel_ranges),
 		cmocka_unit_test(test_close_cancels),
 		cmocka_unit_test(test_ctx_free_cancels),
