@@ -550,7 +550,15 @@ void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = h->fd;
 	buf.buf[0].pos = off;
-	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	/*
+	 * Splice (tune.c): the kernel copies the cache file's pages into the
+	 * mount's. SPLICE_F_MOVE would hand them over instead, but the kernel
+	 * moves only order-0 pages the file no longer needs, which a cache
+	 * file's are not: every byte is copied (docs/BENCHMARKS.md).
+	 */
+	if (fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE) == 0 &&
+	    !ctx->passthrough)
+		fs_tune_drop_behind(h->fd, off, size);
 	fs_handles_put(&ctx->handles, fi->fh);
 }
 

@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
@@ -160,6 +161,7 @@ struct fs_ctx {
 	bool pt_said;			/* fallback logged once; guarded by pt_lock */
 	bool pt_required;		/* [fs] passthrough = on */
 	bool pt_missing;		/* required but not offered by the kernel */
+	unsigned readahead_kib;		/* raised at mount (tune.c), or 0 */
 	pthread_mutex_t pt_lock;	/* guards inode pt_* fields, pt_said */
 	struct fs_inval inval;		/* kernel invalidation (inval.c) */
 	struct fs_auditq auditq;	/* audit lines off the workers (auditq.c) */
@@ -342,6 +344,38 @@ void fs_auditq_release(struct fs_ctx *ctx);
 struct audit_event;
 void fs_audit(struct fs_ctx *ctx, const struct audit_event *ev);
 bool fs_audit_unreg_allowed(struct fs_ctx *ctx, uid_t uid);
+
+/*
+ * tune.c: the read path without passthrough (issue 16).
+ *
+ * FS_MAX_REQUEST is the largest FUSE request (max_write, hence max_pages)
+ * and the readahead window asked for: 252 pages, so that a reply's header
+ * and data fit a 1 MiB pipe and are spliced, never copied twice.
+ */
+#define FS_MAX_REQUEST ((1u << 20) - (16u << 10))
+/* Pieces of the cache file dropped behind a reader: its largest folio. */
+#define FS_DROP_PIECE ((off_t)2 << 20)
+/* Smaller requests are random reads (no readahead): nothing dropped. */
+#define FS_DROP_MIN_REQUEST ((size_t)128 << 10)
+/*
+ * Raises the read_ahead_kb of the mount on mountpoint (absolute, as
+ * mounted) to FS_MAX_REQUEST and sets ctx->readahead_kib; or leaves the
+ * kernel's default (logged at info) and sets it to 0. Call right after the
+ * mount, before the INIT is answered, with the privilege to write sysfs.
+ */
+void fs_tune_readahead(struct fs_ctx *ctx, const char *mountpoint);
+/*
+ * major:minor of the newest mount on mountpoint in f, a mountinfo table
+ * (proc(5), octal escapes undone). 0, or -ENOENT when none is listed.
+ */
+int fs_tune_mountinfo_dev(FILE *f, const char *mountpoint, unsigned *major,
+			  unsigned *minor);
+/*
+ * After [off, off + size) of a cache file was copied into the mount's page
+ * cache: drops the file's own pages of every whole FS_DROP_PIECE the range
+ * has gone past, when size is readahead-sized. Never fails (advice).
+ */
+void fs_tune_drop_behind(int fd, off_t off, size_t size);
 
 /* readonly.c: sets every write-type operation of ops to EROFS (DESIGN §7). */
 void fs_readonly_fill(struct fuse_lowlevel_ops *ops);

@@ -30,6 +30,14 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Passthrough and writeback caching exclude each other: never ask for it. */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/*
+	 * Requests that splice whole (tune.c), and the readahead window
+	 * tune.c gave the mount: the kernel keeps min(its window, this).
+	 */
+	if (conn->max_write > FS_MAX_REQUEST)
+		conn->max_write = FS_MAX_REQUEST;
+	if (ctx->readahead_kib)
+		conn->max_readahead = ctx->readahead_kib << 10;
 	ctx->passthrough = false;
 	if (ctx->cfg->passthrough == POL_PASSTHROUGH_OFF) {
 		af_info("passthrough: off by config: reads go through the daemon (splice)");
@@ -189,6 +197,7 @@ int fs_mount(struct fs_ctx *ctx, const char *mountpoint)
 		return -EIO;
 	}
 	ctx->mounted = true;
+	fs_tune_readahead(ctx, mountpoint);
 	/* Our own I/O on the device, for what a live upgrade needs (io.c). */
 	return fs_io_install(ctx, fuse_session_fd(ctx->se));
 }
