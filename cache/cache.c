@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,7 @@ int cache_open(const struct pol_config *cfg, struct src_ctx *srcs,
 	c->default_chunk = cfg->chunk_size ? cfg->chunk_size :
 			   CACHE_DEFAULT_CHUNK;
 	c->cap = cfg->fetch_connections ? cfg->fetch_connections : 8;
+	c->hash_slots = cache_cpus();
 	c->backoff_ms = (long long)cfg->failure_backoff_ms;
 	c->backoff_max_ms = CACHE_BACKOFF_MAX_MS;
 	if (c->backoff_max_ms < c->backoff_ms)
@@ -987,6 +989,24 @@ void cache_get_counters(struct cache *c, struct cache_counters *out)
 	out->verify_failures = __atomic_load_n(&c->ctr_verify_failures,
 					       __ATOMIC_RELAXED);
 	out->evictions = __atomic_load_n(&c->ctr_evictions, __ATOMIC_RELAXED);
+	out->hash_cpu_ns = __atomic_load_n(&c->ctr_hash_cpu_ns,
+					   __ATOMIC_RELAXED);
+	out->hashed_bytes = __atomic_load_n(&c->ctr_hashed_bytes,
+					    __ATOMIC_RELAXED);
+	out->hash_slots = c->hash_slots;
+	out->hashing_peak = __atomic_load_n(&c->hashing_peak,
+					    __ATOMIC_RELAXED);
+}
+
+unsigned cache_cpus(void)
+{
+	cpu_set_t set;
+	long n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
 }
 
 int cache_drop_txn(struct cache *c, MDB_txn *txn, const char *key,

@@ -329,6 +329,11 @@ struct cache_counters {
 	 * more than [i-1]; [CACHE_FETCH_BUCKETS] the rest. */
 	uint64_t fetch_buckets[CACHE_FETCH_BUCKETS + 1];
 	uint64_t fetch_ms_sum;
+	/* Full digests of fetches (issue 16): CPU of the hashing threads. */
+	uint64_t hash_cpu_ns;
+	uint64_t hashed_bytes;
+	unsigned hash_slots;		/* hashing threads allowed at once */
+	unsigned hashing_peak;		/* most seen at once */
 };
 /* Copies the counters (relaxed atomic loads; no lock). */
 void cache_get_counters(struct cache *c, struct cache_counters *out);

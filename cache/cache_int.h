@@ -108,6 +108,15 @@ struct cache {
 	struct job *finished;		/* jobs to join and free; c->lock */
 	unsigned inflight;		/* ranges in flight, all jobs; c->lock */
 	unsigned active;		/* jobs in their transfer loop; c->lock */
+	/*
+	 * Digests computed at once (issue 16): each job hashes its own blob
+	 * on its own thread, up to hash_slots of them (the CPUs this process
+	 * may run on), so that shards opened together hash on every core
+	 * and never on more.
+	 */
+	unsigned hash_slots;		/* set at open */
+	unsigned hashing;		/* hashers now in a chunk; c->lock */
+	unsigned hashing_peak;		/* most at once so far; c->lock */
 	unsigned threads;		/* job threads not yet on finished; c->lock */
 
 	pthread_t keeper;		/* heartbeats (fetch.c) */
@@ -126,10 +135,14 @@ struct cache {
 	uint64_t ctr_evictions;
 	uint64_t ctr_fetch_buckets[CACHE_FETCH_BUCKETS + 1];
 	uint64_t ctr_fetch_ms_sum;
+	uint64_t ctr_hash_cpu_ns;
+	uint64_t ctr_hashed_bytes;
 };
 
 /* Counts one fetch job's end (rc as job_run returns it) and its duration. */
 void cache_count_fetch(struct cache *c, int rc, long long ms);
+/* CPUs this process may run on (its affinity mask), at least 1. */
+unsigned cache_cpus(void);
 /* Counts one quarantine (digest or size mismatch). */
 void cache_count_verify_failure(struct cache *c);
 

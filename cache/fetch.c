@@ -93,6 +93,7 @@ struct job {
 	bool submitted;			/* a range went out */
 	bool audited;			/* the failure was already audited */
 	bool stuck;			/* gave up on a stuck lease holder */
+	uint64_t hash_cpu_ns;		/* CPU of its hasher thread */
 };
 
 /*
@@ -995,7 +996,18 @@ struct hasher {
 	struct job *j;
 	struct hash *h;
 	unsigned char *buf;
+	uint64_t cpu_ns;		/* the thread's CPU; read after the join */
+	uint64_t bytes;			/* bytes it hashed; likewise */
 };
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /*
  * The verification thread of a job (issue 3: overlapped with the
@@ -1003,29 +1015,44 @@ struct hasher {
  * it and every chunk before it have landed, reading the just-written bytes
  * back from the page cache in bounded pieces. Stops at the end, on the
  * job's first error, or when told to.
+ *
+ * Many jobs hash at once, one thread each, on at most c->hash_slots CPUs
+ * (issue 16: a sharded checkpoint's blobs are opened together, and one
+ * core cannot hash what the network brings): a chunk is hashed holding a
+ * slot, and a hasher without one waits, with its landed chunks, for the
+ * next free slot.
  */
 static void *hasher_main(void *arg)
 {
 	struct hasher *hs = arg;
 	struct job *j = hs->j;
 	struct cache *c = j->c;
+	uint64_t t0 = thread_cpu_ns();
 
+	pthread_setname_np(pthread_self(), "af-hash");
 	pthread_mutex_lock(&c->lock);
 	while (!c->closing && !j->err && !j->hash_stop &&
 	       j->hashed < j->nchunks) {
 		uint64_t i = j->hashed;
 		int rc;
 
-		if (j->cstate[i] < CH_LANDED) {
+		if (j->cstate[i] < CH_LANDED || c->hashing >= c->hash_slots) {
 			pthread_cond_wait(&c->cond, &c->lock);
 			continue;
 		}
+		c->hashing++;
+		if (c->hashing > c->hashing_peak)
+			__atomic_store_n(&c->hashing_peak, c->hashing,
+					 __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&c->lock);
 		af_hook("cache.hash.chunk");
 		assert(!idx_write_held(&c->idx));	/* rule 7 */
+		test_step(j, "hash_chunk");
 		rc = hash_fd_range(j->fd, i * j->chunk_size, chunk_len(j, i),
 				   hs->h, NULL, hs->buf);
 		pthread_mutex_lock(&c->lock);
+		c->hashing--;
+		pthread_cond_broadcast(&c->cond);	/* a slot is free */
 		if (rc) {
 			if (!j->err) {
 				j->err = rc;
@@ -1036,10 +1063,13 @@ static void *hasher_main(void *arg)
 			break;
 		}
 		j->hashed++;
-		pthread_cond_broadcast(&c->cond);
+		hs->bytes += chunk_len(j, i);
 	}
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
+	hs->cpu_ns = thread_cpu_ns() - t0;
+	__atomic_add_fetch(&c->ctr_hash_cpu_ns, hs->cpu_ns, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&c->ctr_hashed_bytes, hs->bytes, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -1139,6 +1169,7 @@ out_submit_failed:
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(hasher, NULL);
+	j->hash_cpu_ns += hs.cpu_ns;
 	pthread_mutex_lock(&c->lock);
 	c->active--;
 	pthread_cond_broadcast(&c->cond);
@@ -1281,7 +1312,8 @@ static int job_commit(struct job *j, struct hash *h, long long t0)
 	job_audit(j, "verify_ok", NULL, true, j->size, -1);
 	job_audit(j, "fetch_done", NULL, true, fetched, dur);
 	af_info("cache: %s: verified (%" PRIu64 " bytes, %" PRIu64
-		" fetched, %lld ms)", j->key, j->size, fetched, dur);
+		" fetched, %lld ms, hashing %" PRIu64 " ms CPU)", j->key,
+		j->size, fetched, dur, j->hash_cpu_ns / 1000000);
 	return 0;
 
 out_abort:
