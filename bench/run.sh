@@ -19,17 +19,23 @@
 #                     served file is read back into it, so nginx serves from
 #                     memory like a remote server would and only the client
 #                     side is cold; cold: the server reads the disk too
-#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem attest s3
-#                     fleet (bench/fleet.sh: N daemons behind a cache tier,
-#                     its own world and knobs FLEET_N, FLEET_SIZE,
-#                     FLEET_RUNS, FLEET_SETUPS) crash (the SIGKILL soak:
-#                     tests/integration/t_crash.sh repeated CRASH_ROUNDS
-#                     times, default 10, ~68 kills each, with a build that
-#                     has the test hooks in build/hooks)
+#   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem
+#                     shards attest s3 fleet (bench/fleet.sh: N daemons
+#                     behind a cache tier, its own world and knobs FLEET_N,
+#                     FLEET_SIZE, FLEET_RUNS, FLEET_SETUPS) crash (the
+#                     SIGKILL soak: tests/integration/t_crash.sh repeated
+#                     CRASH_ROUNDS times, default 10, ~68 kills each, with a
+#                     build that has the test hooks in build/hooks)
 #   BENCH_S3_SIZE     blob size of the s3 figure (default 256M: s3rver is a
 #                     node.js emulator; its own speed bounds both contenders)
-#   BENCH_COLD        contenders of the cold figures (default: af curl
-#                     curl_sha curl_sync rclone httpdirfs)
+#   BENCH_COLD        contenders of the cold figures (default: af af_off
+#                     curl curl_sha curl_sync rclone httpdirfs; af_off is
+#                     artifactfs with passthrough off)
+#   BENCH_SHARDS      shards opened at once (default 8)
+#   BENCH_SHARD_SIZE  size of each (default 256M)
+#   BENCH_CPUS        run everything (daemons, nginx, curl, readers) on
+#                     these CPUs only (taskset -c LIST, e.g. 0 or 0,1);
+#                     results then go to $AF_BUILD/bench-cpus-LIST
 #   BENCH_PERF=1      perf record -g of the daemon during the first cold
 #                     fetch, into $BENCH_OUT/perf-cold.data; BENCH_PERF=trace:
 #                     strace -f -T of the blocking calls (pread64,
@@ -45,6 +51,14 @@
 set -euo pipefail
 export LC_ALL=C
 
+# BENCH_CPUS: the whole bench, every process it starts included, under
+# taskset (issue 16 item 5: how each figure scales with the cores).
+if [ -n "${BENCH_CPUS:-}" ] && [ "${BENCH_CPUS_SET:-}" != "$BENCH_CPUS" ]; then
+	case $BENCH_CPUS in *[!0-9,-]*) echo "bench: bad BENCH_CPUS '$BENCH_CPUS'" >&2; exit 1 ;; esac
+	export BENCH_CPUS_SET=$BENCH_CPUS
+	exec taskset -c "$BENCH_CPUS" bash "$0" "$@"
+fi
+
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
 AF_BUILD=${AF_BUILD:-$TOP/build}
@@ -53,11 +67,11 @@ BENCH_SIZE=${BENCH_SIZE:-2G}
 BENCH_RUNS=${BENCH_RUNS:-3}
 BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
-BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
+BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench${BENCH_CPUS:+-cpus-$BENCH_CPUS}}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem attest fleet s3 crash}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem shards attest fleet s3 crash}
 BENCH_S3_SIZE=${BENCH_S3_SIZE:-256M}
-BENCH_COLD=${BENCH_COLD:-af curl curl_sha curl_sync rclone httpdirfs}
+BENCH_COLD=${BENCH_COLD:-af af_off curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
 
 say() { printf '%s\n' "$*"; }
@@ -118,9 +132,17 @@ MIB=$((1024 * 1024))
 # ---- work directory, processes, mounts, cleanup ---------------------------
 
 mkdir -p "$BENCH_TMP"
-# Peak use: served blob, up to two cache copies (warm mounts) and one
-# contender's copy at a time, plus slack.
-need=$((SIZE * 4 + 512 * MIB))
+BENCH_SHARDS=${BENCH_SHARDS:-8}
+BENCH_SHARD_SIZE=${BENCH_SHARD_SIZE:-256M}
+SHARD_SIZE=$(to_bytes "$BENCH_SHARD_SIZE")
+case $BENCH_SHARDS in '' | *[!0-9]* | 0) die "BENCH_SHARDS must be a positive integer" ;; esac
+# Peak use: served blob, up to three cache copies (warm mounts) and one
+# contender's copy at a time, plus slack; the shards (served, cached,
+# curl's copies) come after the blob's copies are gone.
+need=$((SIZE * 5 + 512 * MIB))
+if want shards && [ $((SHARD_SIZE * BENCH_SHARDS * 3)) -gt $((SIZE * 4)) ]; then
+	need=$((SHARD_SIZE * BENCH_SHARDS * 3 + SIZE + 512 * MIB))
+fi
 avail=$(( $(df -Pk "$BENCH_TMP" | awk 'NR == 2 { print $4 }') * 1024 ))
 [ "$avail" -ge "$need" ] ||
 	die "$BENCH_TMP: $((avail / MIB)) MiB free, need $((need / MIB)) MiB (set BENCH_TMP)"
@@ -272,10 +294,11 @@ nginx_bytes() {
 
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f\n", b - a }'; }
-div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "nan"; else printf "%.4f\n", a / b }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || a == "" || b + 0 == 0) print "nan"; else printf "%.4f\n", a / b }'; }
 
-# rec NAME RUN VALUE: one raw measurement.
+# rec NAME RUN VALUE: one raw measurement. val NAME RUN: read it back.
 rec() { printf '%s %s %s\n' "$1" "$2" "$3" >>"$RAW"; }
+val() { awk -v k="$1" -v r="$2" '$1 == k && $2 == r { v = $3 } END { print (v == "" ? "nan" : v) }' "$RAW"; }
 
 median() {
 	awk -v k="$1" '$1 == k { print $3 }' "$RAW" | sort -g |
@@ -299,9 +322,11 @@ drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
 	if [ "${1:-}" = server ] && [ "$BENCH_SERVER" = hot ]; then
-		cat "$W/www/blob.bin" >/dev/null
+		cat "${SERVED[@]}" >/dev/null
 	fi
 }
+
+SERVED=("$W/www/blob.bin")	# what drop_caches server reads back
 
 # readall FILE: sequential read, 1 MiB at a time, the same reader everywhere.
 readall() { dd if="$1" of=/dev/null bs=1M status=none; }
@@ -329,8 +354,8 @@ order() {
 
 # ---- the world: blob, nginx, config, registration -------------------------
 
-say "bench: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo) RAM, kernel $(uname -r)"
-say "bench: blob $BENCH_SIZE ($SIZE bytes), $BENCH_RUNS runs, work dir $W, server page cache $BENCH_SERVER"
+say "bench: $(nproc) CPUs${BENCH_CPUS:+ (taskset -c $BENCH_CPUS)}, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo) RAM, kernel $(uname -r)"
+say "bench: blob $BENCH_SIZE ($SIZE bytes), $BENCH_RUNS runs, work dir $W, server page cache $BENCH_SERVER, load average $(cut -d" " -f1-3 /proc/loadavg)"
 head -c "$SIZE" /dev/urandom >"$W/www/blob.bin"
 HEX=$(sha256sum "$W/www/blob.bin" | cut -d' ' -f1)
 DIGEST=sha256:$HEX
@@ -409,6 +434,7 @@ af_path() { echo "$W/mnt/$1/vision/blob.bin@$DIGEST"; }
 cache_file() { echo "$W/cache-$1/blobs/sha256/${HEX:0:2}/$HEX"; }
 
 write_conf cold auto
+write_conf coldoff off
 write_conf on on
 write_conf off off
 write_conf fan auto
@@ -436,16 +462,30 @@ nginx_cpu() {
 	echo "$s"
 }
 
-cold_af() {
-	local r=$1 t hwm n0 perf=""
-	rm -rf "$W/cache-cold"
-	af_mount cold
+# cold_af_in RUN CONF KEY: one cold open+read through a fresh mount with
+# $W/CONF.conf; records cold.KEY, rss.KEY_kib, cpu.KEY.daemon, cpu.KEY.nginx.
+# hash_cpu LOG HEX...: seconds of CPU the daemon's hashing threads spent on
+# these blobs (its "verified (..., hashing N ms CPU)" log lines), summed.
+hash_cpu() {
+	local log=$1; shift
+	local h pat=""
+	for h in "$@"; do pat="$pat${pat:+|}$h"; done
+	grep -E "cache: sha256:($pat): verified" "$log" 2>/dev/null |
+		sed -n 's/.*hashing \([0-9]*\) ms CPU.*/\1/p' |
+		awk '{ s += $1 } END { printf "%.2f\n", s / 1000 }'
+}
+
+cold_af_in() {
+	local r=$1 conf=$2 key=$3 t hwm n0 perf=""
+	rm -rf "$W/cache-$conf"
+	: >"$W/daemon-$conf.log"
+	af_mount "$conf"
 	drop_caches server
-	if [ "${BENCH_PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
+	if [ "$key" = af ] && [ "${BENCH_PERF:-0}" = 1 ] && [ "$r" = 1 ]; then
 		perf record -q -g -p "$AFPID" -o "$BENCH_OUT/perf-cold.data" 2>>"$W/perf.log" &
 		perf=$!
 		sleep 0.5
-	elif [ "${BENCH_PERF:-0}" = trace ] && [ "$r" = 1 ]; then
+	elif [ "$key" = af ] && [ "${BENCH_PERF:-0}" = trace ] && [ "$r" = 1 ]; then
 		# Blocking calls of every thread (the job thread is created
 		# later, so strace -f), with times; pwrite/recv are left out.
 		strace -f --seccomp-bpf -tt -T -e trace=pread64,fdatasync,fsync,msync,futex \
@@ -454,12 +494,13 @@ cold_af() {
 		sleep 0.5
 	fi
 	n0=$(nginx_cpu)
-	t=$(time_cmd readall "$(af_path cold)")
+	t=$(time_cmd readall "$(af_path "$conf")")
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$AFPID/status")
-	rec cold.af "$r" "$t"
-	rec rss.af_kib "$r" "$hwm"
-	rec cpu.af.daemon "$r" "$(cpu_of "$AFPID")"
-	rec cpu.af.nginx "$r" "$(awk -v a="$n0" -v b="$(nginx_cpu)" 'BEGIN { print b - a }')"
+	rec "cold.$key" "$r" "$t"
+	rec "rss.${key}_kib" "$r" "$hwm"
+	rec "cpu.$key.daemon" "$r" "$(cpu_of "$AFPID")"
+	rec "cpu.$key.nginx" "$r" "$(awk -v a="$n0" -v b="$(nginx_cpu)" 'BEGIN { print b - a }')"
+	rec "cpu.$key.hash" "$r" "$(hash_cpu "$W/daemon-$conf.log" "$HEX")"
 	if [ -n "$perf" ]; then
 		kill -INT "$perf"; wait "$perf" || true
 		# CPU seconds per thread (name, tid, user+system).
@@ -468,10 +509,15 @@ cold_af() {
 				'{ printf "%s %s %.2f\n", $2, t, ($14 + $15) / hz }' "$task/stat"
 		done >"$BENCH_OUT/threads-cold.txt"
 	fi
-	stop_fuse "$AFPID" "$W/mnt/cold"
-	rm -rf "$W/cache-cold"
-	note "artifactfs   ${t}s  (daemon VmHWM $((hwm / 1024)) MiB)"
+	stop_fuse "$AFPID" "$W/mnt/$conf"
+	rm -rf "$W/cache-$conf"
+	note "$(printf '%-12s %ss  (daemon VmHWM %d MiB, CPU %ss, hashing %ss)' "$key" "$t" \
+		$((hwm / 1024)) "$(awk -v k="cpu.$key.daemon" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
+		"$(awk -v k="cpu.$key.hash" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
 }
+cold_af() { cold_af_in "$1" cold af; }
+# The same with passthrough off: the read after the open goes through the daemon.
+cold_af_off() { cold_af_in "$1" coldoff af_off; }
 
 # curl -o, and its CPU seconds (from the shell's children times) in curl.cpu.
 curl_cpu() {
@@ -493,15 +539,28 @@ cold_curl() {
 	note "curl         ${t}s"
 }
 
-curl_sha() { curl -fsS -o "$W/out/curl.bin" "$URL" && openssl dgst -sha256 "$W/out/curl.bin"; }
+# children_cpu CMD...: runs CMD, prints its children's CPU seconds
+# (user + system, from the shell's times), fails when CMD fails.
+children_cpu() {
+	( "$@" >/dev/null && times ) | tail -n 1 |
+		awk '{ split($0, f, /[ms ]+/); printf "%.2f\n", f[1] * 60 + f[2] + f[3] * 60 + f[4] }'
+}
+curl_sha() {
+	children_cpu curl -fsS -o "$W/out/curl.bin" "$URL" >"$W/out/curl.cpu" &&
+		children_cpu openssl dgst -sha256 "$W/out/curl.bin" >"$W/out/dgst.cpu" &&
+		[ -s "$W/out/curl.cpu" ] && [ -s "$W/out/dgst.cpu" ]
+}
 cold_curl_sha() {
 	local r=$1 t
 	rm -f "$W/out/curl.bin"
 	drop_caches server
 	t=$(time_cmd curl_sha)
 	rec cold.curl_sha "$r" "$t"
+	# CPU per verified byte (issue 16 item 4): what curl and openssl spend.
+	rec cpu.curl_sha.curl "$r" "$(cat "$W/out/curl.cpu")"
+	rec cpu.curl_sha.dgst "$r" "$(cat "$W/out/dgst.cpu")"
 	rm -f "$W/out/curl.bin"
-	note "curl+sha256  ${t}s"
+	note "curl+sha256  ${t}s  (CPU curl $(cat "$W/out/curl.cpu")s, openssl $(cat "$W/out/dgst.cpu")s)"
 }
 
 # Informational: the same download made durable like artifactfs makes it
@@ -575,16 +634,70 @@ if want cold; then
 			"cold_$c" "$r"
 		done
 		for k in $BENCH_COLD rclone.read httpdirfs.read; do
-			[ "$k" != af ] || continue
+			case $k in af | af_off) continue ;; esac
 			case " $BENCH_COLD " in *" ${k%.read} "*) ;; *) continue ;; esac
-			rec "ratio.cold_vs_$k" "$r" "$(div \
-				"$(awk -v r="$r" '$1 == "cold.af" && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="cold.$k" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
+			rec "ratio.cold_vs_$k" "$r" "$(div "$(val cold.af "$r")" "$(val "cold.$k" "$r")")"
 		done
+		# Passthrough off (issue 16 item 1): the read after the open
+		# goes through the daemon.
+		rec ratio.cold_off_vs_curl "$r" "$(div "$(val cold.af_off "$r")" "$(val cold.curl "$r")")"
+		# CPU per verified byte (issue 16 item 4): the daemon's CPU for
+		# the cold fetch (+ read) / (curl -o + openssl dgst) on the same
+		# bytes.
+		rec ratio.cpu_per_byte "$r" "$(div "$(val cpu.af.daemon "$r")" \
+			"$(awk -v a="$(val cpu.curl_sha.curl "$r")" -v b="$(val cpu.curl_sha.dgst "$r")" 'BEGIN { print a + b }')")"
 	done
 fi
 
 # ---- 4, 5, 8: warm reads, passthrough on and off --------------------------
+
+# The warm mounts: passthrough on, off, and "ns": a daemon in a user
+# namespace (unshare -Urm), where the kernel refuses passthrough (no
+# CAP_SYS_ADMIN in the initial namespace) and, as for a rootless daemon,
+# sysfs refuses the readahead (a tmpfs over /sys/class/bdi stands for
+# that): the fallback of an unprivileged or containerised daemon. Its mount
+# lives in its own mount namespace: it is read through nsenter.
+WARM_MODES="on off"
+USERNS=0
+if unshare -Urm true 2>/dev/null; then
+	WARM_MODES="on off ns"
+	USERNS=1
+fi
+write_conf ns auto
+
+# af_mount_ns: mounts $W/mnt/ns from a user namespace; sets AFPID.
+af_mount_ns() {
+	local m=$W/mnt/ns
+	mkdir -p "$m"
+	MOUNTS+=("$m")
+	unshare -Urm --propagation private sh -c \
+		'mount -t tmpfs none /sys/class/bdi && exec "$0" mount -f -c "$1" "$2"' \
+		"$AF" "$W/ns.conf" "$m" >>"$W/daemon-ns.log" 2>&1 &
+	AFPID=$!
+	PIDS+=("$AFPID")
+	for _ in $(seq 1 200); do
+		in_ns "$AFPID" mountpoint -q "$m" && return 0
+		kill -0 "$AFPID" 2>/dev/null || break
+		sleep 0.05
+	done
+	cat "$W/daemon-ns.log" >&2
+	die "mount at $m (user namespace) did not come up"
+}
+# in_ns PID CMD...: CMD in PID's user and mount namespaces (a FUSE mount
+# made in a user namespace admits only processes inside it).
+in_ns() { local p=$1; shift; nsenter -t "$p" -U -m --preserve-credentials "$@"; }
+
+# rd READER MODE FILE: reads FILE to the end with dd bs=1M or cat (128 KiB
+# reads, coreutils' size), inside the user namespace for mode ns.
+rd() {
+	local reader=$1 mode=$2 f=$3 pre=()
+	[ "$mode" = ns ] && pre=(in_ns "$PID_NS")
+	case $reader in
+	dd) "${pre[@]}" dd if="$f" of=/dev/null bs=1M status=none ;;
+	cat) "${pre[@]}" cat "$f" >/dev/null ;;
+	*) die "unknown reader $reader" ;;
+	esac
+}
 
 if want warm || want fio || want mem; then
 	af_mount on
@@ -593,64 +706,108 @@ if want warm || want fio || want mem; then
 	PID_OFF=$AFPID
 	readall "$(af_path on)"	# fetch and verify once
 	readall "$(af_path off)"
-	for mode in on off; do
+	if [ "$USERNS" = 1 ]; then
+		af_mount_ns
+		PID_NS=$AFPID
+		rd dd ns "$(af_path ns)"
+		grep -q 'passthrough: cannot register a backing file' "$W/daemon-ns.log" ||
+			die "the user-namespace daemon did not fall back (see $W/daemon-ns.log)"
+	else
+		note "user namespaces unavailable: no \"ns\" figures"
+	fi
+	for mode in $WARM_MODES; do
 		f=$(cache_file "$mode")
 		[ -f "$f" ] || die "no cache file $f"
 		[ "$(stat -c %s "$f")" = "$SIZE" ] || die "cache file $f has the wrong size"
 	done
 	grep -q 'passthrough: on' "$W/daemon-on.log" ||
 		die "passthrough = on did not come up (see $W/daemon-on.log)"
+	for mode in $WARM_MODES; do
+		[ "$mode" = on ] && continue
+		if [ "$mode" = ns ]; then
+			ra=$(cat "/sys/class/bdi/$(in_ns "$PID_NS" mountpoint -d "$W/mnt/ns")/read_ahead_kb")
+		else
+			ra=$(cat "/sys/class/bdi/$(mountpoint -d "$W/mnt/$mode")/read_ahead_kb")
+		fi
+		note "passthrough $mode: the mount reads ahead $ra KiB"
+	done
 fi
-reads_of() { getfattr --only-values -n user.artifactfs.reads "$W/mnt/$1" 2>/dev/null || echo 0; }
+reads_of() {
+	if [ "$1" = ns ]; then
+		in_ns "$PID_NS" getfattr --only-values -n user.artifactfs.reads "$W/mnt/ns" 2>/dev/null || echo 0
+	else
+		getfattr --only-values -n user.artifactfs.reads "$W/mnt/$1" 2>/dev/null || echo 0
+	fi
+}
+
+# warm_ratio RUN STATE MODE SUFFIX: direct time / via time (throughput ratio).
+warm_ratio() {
+	local r=$1 state=$2 mode=$3 sfx=$4
+	rec "ratio.warm.$state.$mode$sfx" "$r" "$(div "$(val "warm.$state.direct.$mode$sfx" "$r")" \
+		"$(val "warm.$state.via.$mode$sfx" "$r")")"
+}
 
 if want warm; then
 	say ""
 	say "== warm sequential read of a verified blob: through the mount vs the cache file"
 	for r in $(seq 1 "$BENCH_RUNS"); do
 		say " run $r/$BENCH_RUNS"
-		for state in cold hot; do
-			for c in $(order "$r" direct.on via.on direct.off via.off); do
-				mode=${c#*.}
-				if [ "${c%.*}" = direct ]; then f=$(cache_file "$mode"); else f=$(af_path "$mode"); fi
-				if [ "$state" = cold ]; then
-					drop_caches
-					t=$(time_cmd readall "$f")
-				else
-					readall "$f"	# make it hot
-					ts=()
-					for _ in 1 2 3; do ts+=("$(time_cmd readall "$f")"); done
-					t=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p)
-				fi
-				rec "warm.$state.$c" "$r" "$t"
+		for reader in dd cat; do
+			# dd keeps the keys of the earlier tables; cat gets .cat.
+			sfx=""; [ "$reader" = cat ] && sfx=.cat
+			for state in cold hot; do
+				cs=()
+				for mode in $WARM_MODES; do cs+=("direct.$mode" "via.$mode"); done
+				for c in $(order "$r" "${cs[@]}"); do
+					mode=${c#*.}
+					if [ "${c%.*}" = direct ]; then f=$(cache_file "$mode"); m=direct; else f=$(af_path "$mode"); m=$mode; fi
+					if [ "$state" = cold ]; then
+						drop_caches
+						t=$(time_cmd rd "$reader" "$m" "$f")
+					else
+						rd "$reader" "$m" "$f"	# make it hot
+						ts=()
+						for _ in 1 2 3; do ts+=("$(time_cmd rd "$reader" "$m" "$f")"); done
+						t=$(printf '%s\n' "${ts[@]}" | sort -g | sed -n 2p)
+					fi
+					rec "warm.$state.$c$sfx" "$r" "$t"
+				done
+				line="$(printf '%-4s %-3s' "$state" "$reader")"
+				for mode in $WARM_MODES; do
+					warm_ratio "$r" "$state" "$mode" "$sfx"
+					line="$line$(printf ' | %s: direct %ss via %ss' "$mode" \
+						"$(val "warm.$state.direct.$mode$sfx" "$r")" "$(val "warm.$state.via.$mode$sfx" "$r")")"
+				done
+				note "$line"
 			done
-			for mode in on off; do
-				# throughput ratio = direct time / through-the-mount time
-				rec "ratio.warm.$state.$mode" "$r" "$(div \
-					"$(awk -v k="warm.$state.direct.$mode" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-					"$(awk -v k="warm.$state.via.$mode" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
-			done
-			note "$(printf '%-4s direct(on) %ss via(on) %ss | direct(off) %ss via(off) %ss' "$state" \
-				"$(awk -v k="warm.$state.direct.on" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="warm.$state.via.on" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="warm.$state.direct.off" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="warm.$state.via.off" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
 		done
 	done
 	r0=$(reads_of on)
 	readall "$(af_path on)"
 	rec pt.on.daemon_reads 1 $(( $(reads_of on) - r0 ))
+	# Requests per full read without passthrough, page cache dropped.
+	for mode in $WARM_MODES; do
+		[ "$mode" = on ] && continue
+		drop_caches
+		r0=$(reads_of "$mode")
+		rd dd "$mode" "$(af_path "$mode")"
+		rec "reads.$mode.per_gib" 1 "$(div $(( $(reads_of "$mode") - r0 )) "$(div "$SIZE" $((1024 * MIB)))")"
+	done
 fi
 
 # fio: random 4 KiB reads, one job, psync, the same offsets (randrepeat) for
 # every contender; the page cache is managed here (invalidate=0). fio splits
 # --filename at ':' (the digest has one): escaped.
+# fio_iops MODE FILE (MODE ns: inside the user namespace; else "direct" or
+# a mode: as is).
 fio_iops() {
-	local iops
-	iops=$(fio --name=rand4k --filename="${1//:/\\:}" --readonly --rw=randread --bs=4k \
+	local mode=$1 f=$2 iops pre=()
+	[ "$mode" = ns ] && pre=(in_ns "$PID_NS")
+	iops=$("${pre[@]}" fio --name=rand4k --filename="${f//:/\\:}" --readonly --rw=randread --bs=4k \
 		--ioengine=psync --iodepth=1 --numjobs=1 --invalidate=0 --randrepeat=1 \
 		--time_based --runtime="$BENCH_FIO_SECS" --output-format=terse \
 		--terse-version=3 2>>"$W/fio.log" | awk -F';' '{ printf "%.0f\n", $8 }')
-	[ -n "$iops" ] && [ "$iops" != 0 ] || { echo "bench: fio on $1 failed:" >&2; tail -n 5 "$W/fio.log" >&2; return 1; }
+	[ -n "$iops" ] && [ "$iops" != 0 ] || { echo "bench: fio on $f failed:" >&2; tail -n 5 "$W/fio.log" >&2; return 1; }
 	echo "$iops"
 }
 
@@ -660,22 +817,22 @@ if want fio; then
 	for r in $(seq 1 "$BENCH_RUNS"); do
 		say " run $r/$BENCH_RUNS"
 		for state in cold hot; do
-			for c in $(order "$r" direct.on via.on direct.off via.off); do
+			cs=()
+			for mode in $WARM_MODES; do cs+=("direct.$mode" "via.$mode"); done
+			for c in $(order "$r" "${cs[@]}"); do
 				mode=${c#*.}
-				if [ "${c%.*}" = direct ]; then f=$(cache_file "$mode"); else f=$(af_path "$mode"); fi
-				if [ "$state" = cold ]; then drop_caches; else readall "$f"; fi
-				rec "fio.$state.$c" "$r" "$(fio_iops "$f")"
+				if [ "${c%.*}" = direct ]; then f=$(cache_file "$mode"); m=direct; else f=$(af_path "$mode"); m=$mode; fi
+				if [ "$state" = cold ]; then drop_caches; else rd dd "$m" "$f"; fi
+				rec "fio.$state.$c" "$r" "$(fio_iops "$m" "$f")"
 			done
-			for mode in on off; do
-				rec "ratio.fio.$state.$mode" "$r" "$(div \
-					"$(awk -v k="fio.$state.via.$mode" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-					"$(awk -v k="fio.$state.direct.$mode" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
+			line="$(printf '%-4s IOPS' "$state")"
+			for mode in $WARM_MODES; do
+				rec "ratio.fio.$state.$mode" "$r" "$(div "$(val "fio.$state.via.$mode" "$r")" \
+					"$(val "fio.$state.direct.$mode" "$r")")"
+				line="$line$(printf ' | %s: direct %s via %s' "$mode" \
+					"$(val "fio.$state.direct.$mode" "$r")" "$(val "fio.$state.via.$mode" "$r")")"
 			done
-			note "$(printf '%-4s IOPS direct(on) %s via(on) %s | direct(off) %s via(off) %s' "$state" \
-				"$(awk -v k="fio.$state.direct.on" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="fio.$state.via.on" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="fio.$state.direct.off" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-				"$(awk -v k="fio.$state.via.off" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
+			note "$line"
 		done
 	done
 fi
@@ -684,19 +841,23 @@ fi
 # a dropped page cache: the Cached delta of /proc/meminfo in blob sizes, and
 # fincore of the cache file and of the file in the mount.
 cached_kib() { awk '/^Cached:/ { print $2 }' /proc/meminfo; }
-fincore_bytes() { fincore --bytes --noheadings --output RES "$1" 2>/dev/null | awk '{ printf "%.0f\n", $1 }'; }
+fincore_bytes() {
+	local pre=()
+	[ "${2:-}" = ns ] && pre=(in_ns "$PID_NS")
+	"${pre[@]}" fincore --bytes --noheadings --output RES "$1" 2>/dev/null | awk '{ printf "%.0f\n", $1 }'
+}
 if want mem; then
 	say ""
 	say "== page cache held after one read through the mount"
 	for r in $(seq 1 "$BENCH_RUNS"); do
-		for mode in $(order "$r" on off); do
+		for mode in $(order "$r" $WARM_MODES); do
 			sync
 			echo 3 >/proc/sys/vm/drop_caches
 			c0=$(cached_kib)
-			readall "$(af_path "$mode")"
+			rd dd "$mode" "$(af_path "$mode")"
 			c1=$(cached_kib)
 			fc=$(fincore_bytes "$(cache_file "$mode")")
-			fm=$(fincore_bytes "$(af_path "$mode")")
+			fm=$(fincore_bytes "$(af_path "$mode")" "$mode")
 			rec "mem.$mode.copies" "$r" "$(div $(( (c1 - c0) * 1024 )) "$SIZE")"
 			rec "mem.$mode.cachefile" "$r" "$(div "$fc" "$SIZE")"
 			rec "mem.$mode.mountfile" "$r" "$(div "$fm" "$SIZE")"
@@ -710,7 +871,8 @@ fi
 if want warm || want fio || want mem; then
 	stop_fuse "$PID_ON" "$W/mnt/on"
 	stop_fuse "$PID_OFF" "$W/mnt/off"
-	rm -rf "$W/cache-on" "$W/cache-off"
+	[ "$USERNS" = 1 ] && stop_fuse "$PID_NS" "$W/mnt/ns"
+	rm -rf "$W/cache-on" "$W/cache-off" "$W/cache-ns"
 fi
 
 # ---- 6: 16 concurrent cold readers, one transfer --------------------------
@@ -740,6 +902,105 @@ if want fanout; then
 	note "16 readers: $((b1 - b0)) bytes sent by nginx for a $SIZE-byte blob, $(elapsed "$t0" "$t1")s, all 16 read to the end"
 	stop_fuse "$PID_FAN" "$W/mnt/fan"
 	rm -rf "$W/cache-fan"
+fi
+
+# ---- 12: shards opened together (issue 16 item 3) --------------------------
+# BENCH_SHARDS blobs of BENCH_SHARD_SIZE, opened at once as a loader opens a
+# sharded checkpoint (model-000NN-of-000MM): the time until all are verified
+# and open, against BENCH_SHARDS parallel `curl -o`, then BENCH_SHARDS
+# parallel `openssl dgst -sha256`. The daemon's peak RSS with all in
+# flight, its CPU, and its hashing threads' CPU (its log lines).
+
+if want shards; then
+	say ""
+	say "== $BENCH_SHARDS shards of $BENCH_SHARD_SIZE opened at once"
+	mkdir -p "$W/registry/shards"
+	SHARD_HEX=()
+	SHARD_FILES=()
+	for i in $(seq 1 "$BENCH_SHARDS"); do
+		n=$(printf 'model-%05d-of-%05d.safetensors' "$i" "$BENCH_SHARDS")
+		head -c "$SHARD_SIZE" /dev/urandom >"$W/www/$n"
+		h=$(sha256sum "$W/www/$n" | cut -d' ' -f1)
+		SHARD_HEX+=("$h")
+		SHARD_FILES+=("$n")
+		cat >"$W/registry/shards/$n.json" <<EOF
+{"project": "shards", "name": "$n", "artifact_kind": "blob", "digest": "sha256:$h",
+ "source": {"source_type": "https", "uri": "http://127.0.0.1:$PORT/blobs/$n", "source_ref": null,
+            "size_bytes": $SHARD_SIZE, "content_encoding": "identity"},
+ "lifecycle_state": "active", "trust_state": "verified", "channels": [],
+ "allowlist_decision": {"decision": "allow", "policy": "default", "decided_at": "2026-03-09T12:00:00Z"},
+ "attestation": null, "registered_at": "2026-03-09T12:00:00Z"}
+EOF
+	done
+	SERVED=()
+	for n in "${SHARD_FILES[@]}"; do SERVED+=("$W/www/$n"); done
+	write_conf shard auto
+
+	# One open per shard, all at once; each opener exits at once.
+	shard_af() {
+		local r=$1 t0 t1 hwm i pids=() ok=0
+		rm -rf "$W/cache-shard" "$W/out"/shard.*.ok
+		: >"$W/daemon-shard.log"
+		af_mount shard
+		drop_caches server
+		t0=$(now)
+		for i in "${!SHARD_FILES[@]}"; do
+			( exec 3<"$W/mnt/shard/shards/${SHARD_FILES[$i]}@sha256:${SHARD_HEX[$i]}" &&
+				touch "$W/out/shard.$i.ok" ) &
+			pids+=($!)
+		done
+		wait "${pids[@]}" || true
+		t1=$(now)
+		ok=$(find "$W/out" -name 'shard.*.ok' | wc -l)
+		[ "$ok" = "$BENCH_SHARDS" ] || die "only $ok of $BENCH_SHARDS shards opened"
+		hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$AFPID/status")
+		rec shards.af "$r" "$(elapsed "$t0" "$t1")"
+		rec rss.shards_kib "$r" "$hwm"
+		rec cpu.shards.daemon "$r" "$(cpu_of "$AFPID")"
+		rec cpu.shards.hash "$r" "$(hash_cpu "$W/daemon-shard.log" "${SHARD_HEX[@]}")"
+		stop_fuse "$AFPID" "$W/mnt/shard"
+		rm -rf "$W/cache-shard"
+		note "$(printf 'artifactfs   %ss until all %s verified and open (VmHWM %d MiB, daemon CPU %ss, hashing threads %ss)' \
+			"$(val shards.af "$r")" "$BENCH_SHARDS" $((hwm / 1024)) "$(val cpu.shards.daemon "$r")" \
+			"$(val cpu.shards.hash "$r")")"
+	}
+	shard_curl_all() {
+		local i pids=()
+		for i in "${!SHARD_FILES[@]}"; do
+			curl -fsS -o "$W/out/${SHARD_FILES[$i]}" "http://127.0.0.1:$PORT/blobs/${SHARD_FILES[$i]}" &
+			pids+=($!)
+		done
+		wait "${pids[@]}" || return 1
+		pids=()
+		for i in "${!SHARD_FILES[@]}"; do
+			openssl dgst -sha256 "$W/out/${SHARD_FILES[$i]}" >"$W/out/dgst.$i" &
+			pids+=($!)
+		done
+		wait "${pids[@]}" || return 1
+		for i in "${!SHARD_FILES[@]}"; do
+			grep -q "${SHARD_HEX[$i]}" "$W/out/dgst.$i" || return 1
+		done
+	}
+	shard_curl() {
+		local r=$1 t0 t1 cpu
+		rm -f "$W/out"/model-*
+		drop_caches server
+		t0=$(now)
+		cpu=$(children_cpu shard_curl_all) || die "parallel curl of the shards failed"
+		t1=$(now)
+		rec shards.curl "$r" "$(elapsed "$t0" "$t1")"
+		rec cpu.shards.curl "$r" "$cpu"
+		rm -f "$W/out"/model-* "$W/out"/dgst.*
+		note "$(printf 'curl+sha256  %ss (%s parallel curl -o, then %s parallel openssl dgst; CPU %ss)' \
+			"$(val shards.curl "$r")" "$BENCH_SHARDS" "$BENCH_SHARDS" "$cpu")"
+	}
+	for r in $(seq 1 "$BENCH_RUNS"); do
+		say " run $r/$BENCH_RUNS"
+		for c in $(order "$r" af curl); do "shard_$c" "$r"; done
+		rec ratio.shards "$r" "$(div "$(val shards.af "$r")" "$(val shards.curl "$r")")"
+	done
+	for n in "${SHARD_FILES[@]}"; do rm -f "$W/www/$n"; done
+	SERVED=("$W/www/blob.bin")
 fi
 
 # ---- 9: 10,000 attested registrations load (issue 15) ---------------------
@@ -943,7 +1204,7 @@ fi
 RES=$BENCH_OUT/results.txt
 {
 	echo "# make bench results: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	echo "# machine: $(nproc) CPUs, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), kernel $(uname -r)"
+	echo "# machine: $(nproc) CPUs${BENCH_CPUS:+ (taskset -c $BENCH_CPUS)}, load $(cut -d' ' -f1-3 /proc/loadavg), $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), kernel $(uname -r)"
 	echo "# blob: $SIZE bytes; runs: $BENCH_RUNS; fio: ${BENCH_FIO_SECS}s; server page cache: $BENCH_SERVER; passthrough auto -> $PT_AUTO"
 	echo "# key value (medians over runs; ratios are taken within each run)"
 } >"$RES"
@@ -971,19 +1232,36 @@ if want cold; then
 	row cold_vs_rclone_readonly "  info: / rclone read alone (no dgst)" "$(median ratio.cold_vs_rclone.read)" - -
 	row cold_vs_httpdirfs_readonly "  info: / httpdirfs read alone (no dgst)" "$(median ratio.cold_vs_httpdirfs.read)" - -
 	row cold_vs_curl_fdatasync "  info: / (curl -o && sync -d: durable like us)" "$(median ratio.cold_vs_curl_sync)" - -
+	row cold_off_vs_curl "1 cold open+read, passthrough off / curl -o" "$(median ratio.cold_off_vs_curl)" le 1.15
 fi
 if want warm; then
-	row warm_cold_on "4 warm seq, cache dropped, passthrough on: via/direct" "$(median ratio.warm.cold.on)" ge 0.95
-	row warm_cold_off "4 warm seq, cache dropped, passthrough off: via/direct" "$(median ratio.warm.cold.off)" ge 0.85
-	row warm_hot_on "4 warm seq, cache hot, passthrough on: via/direct" "$(median ratio.warm.hot.on)" ge 0.95
-	row warm_hot_off "4 warm seq, cache hot, passthrough off: via/direct" "$(median ratio.warm.hot.off)" ge 0.9
+	# dd keeps its old keys; cat rows end in _cat. ns: user namespace.
+	for reader in dd cat; do
+		sfx=""; ksfx=""
+		[ "$reader" = cat ] && { sfx=.cat; ksfx=_cat; }
+		for mode in $WARM_MODES; do
+			for state in cold hot; do
+				lab=$([ "$state" = cold ] && echo dropped || echo hot)
+				pt=$(case $mode in on) echo "pt on" ;; off) echo "pt off" ;; ns) echo "userns" ;; esac)
+				row "warm_${state}_$mode$ksfx" "4 warm seq $reader, cache $lab, $pt: via/direct" \
+					"$(median "ratio.warm.$state.$mode$sfx")" ge 0.95
+			done
+		done
+	done
 	row pt_on_daemon_reads "  info: daemon read requests, 1 read with passthrough on" "$(median pt.on.daemon_reads)" - -
+	for mode in $WARM_MODES; do
+		[ "$mode" = on ] && continue
+		row "reads_per_gib_$mode" "  info: daemon read requests per GiB, $mode (dd, dropped)" "$(median "reads.$mode.per_gib")" - -
+	done
 fi
 if want fio; then
-	row fio_cold_on "5 fio 4K randread IOPS, cache dropped, pt on: via/direct" "$(median ratio.fio.cold.on)" ge 0.9
-	row fio_cold_off "5 fio 4K randread IOPS, cache dropped, pt off: via/direct" "$(median ratio.fio.cold.off)" - -
-	row fio_hot_on "5 fio 4K randread IOPS, cache hot, pt on: via/direct" "$(median ratio.fio.hot.on)" ge 0.9
-	row fio_hot_off "5 fio 4K randread IOPS, cache hot, pt off: via/direct" "$(median ratio.fio.hot.off)" - -
+	for mode in $WARM_MODES; do
+		for state in cold hot; do
+			lab=$([ "$state" = cold ] && echo dropped || echo hot)
+			row "fio_${state}_$mode" "5 fio 4K randread IOPS, cache $lab, $mode: via/direct" \
+				"$(median "ratio.fio.$state.$mode")" ge 0.9
+		done
+	done
 fi
 if want fanout; then
 	row fanout_bytes "6 16 cold readers: nginx bytes sent / blob size" "$(median fan.bytes_ratio)" le 1.05
@@ -995,6 +1273,19 @@ if want cold; then
 	row cpu_curl_nginx "  info: CPU s, nginx, serving curl" "$(median cpu.curl.nginx)" - -
 	row rss_peak_mib "7 daemon VmHWM during cold fetch, MiB (max of runs)" \
 		"$(awk -v v="$(maxof rss.af_kib)" 'BEGIN { printf "%.1f\n", v / 1024 }')" lt 64
+	row cpu_per_byte "11 CPU per verified byte: daemon / (curl -o + openssl dgst)" "$(median ratio.cpu_per_byte)" le 1.0
+	row cpu_af_hash "  info: CPU s, daemon's hashing thread, one cold fetch" "$(median cpu.af.hash)" - -
+	row cpu_curl_sha_curl "  info: CPU s, curl -o (curl+dgst run)" "$(median cpu.curl_sha.curl)" - -
+	row cpu_curl_sha_dgst "  info: CPU s, openssl dgst -sha256" "$(median cpu.curl_sha.dgst)" - -
+	row cpu_af_off_daemon "  info: CPU s, daemon, cold fetch+read, passthrough off" "$(median cpu.af_off.daemon)" - -
+fi
+if want shards; then
+	row shards_vs_curl "12 $BENCH_SHARDS shards open / (parallel curl -o, then dgst)" "$(median ratio.shards)" le 0.8
+	row rss_shards_mib "12 daemon VmHWM, $BENCH_SHARDS shards in flight, MiB (max)" \
+		"$(awk -v v="$(maxof rss.shards_kib)" 'BEGIN { printf "%.1f\n", v / 1024 }')" lt 128
+	row cpu_shards_hash "  info: CPU s, hashing threads, $BENCH_SHARDS shards" "$(median cpu.shards.hash)" - -
+	row cpu_shards_daemon "  info: CPU s, daemon, $BENCH_SHARDS shards" "$(median cpu.shards.daemon)" - -
+	row cpu_shards_curl "  info: CPU s, parallel curl -o + openssl dgst" "$(median cpu.shards.curl)" - -
 fi
 if want fanout; then
 	row rss_fan_mib "  info: daemon VmHWM, 16 readers, MiB" \
@@ -1010,12 +1301,11 @@ if want s3; then
 	row s3_vs_curl "10 s3 cold open+read / curl --aws-sigv4 (s3rver, ${BENCH_S3_SIZE})" "$(median ratio.s3_vs_curl)" - -
 fi
 if want mem; then
-	row mem_copies_on "8 page cache after 1 read, pt on: Cached delta / size" "$(median mem.on.copies)" le 1.1
-	row mem_copies_off "8 page cache after 1 read, pt off: Cached delta / size" "$(median mem.off.copies)" - -
-	row mem_cachefile_on "  info: pt on: fincore(cache file) / size" "$(median mem.on.cachefile)" - -
-	row mem_mountfile_on "  info: pt on: fincore(mount file) / size" "$(median mem.on.mountfile)" - -
-	row mem_cachefile_off "  info: pt off: fincore(cache file) / size" "$(median mem.off.cachefile)" - -
-	row mem_mountfile_off "  info: pt off: fincore(mount file) / size" "$(median mem.off.mountfile)" - -
+	for mode in $WARM_MODES; do
+		row "mem_copies_$mode" "8 page cache after 1 read, $mode: Cached delta / size" "$(median "mem.$mode.copies")" le 1.1
+		row "mem_cachefile_$mode" "  info: $mode: fincore(cache file) / size" "$(median "mem.$mode.cachefile")" - -
+		row "mem_mountfile_$mode" "  info: $mode: fincore(mount file) / size" "$(median "mem.$mode.mountfile")" - -
+	done
 fi
 
 # Absolute medians (seconds; IOPS for fio), for reference only.
