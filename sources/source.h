@@ -119,6 +119,21 @@ const char *src_redacted_uri(const struct src *s);
  */
 bool src_range_ignored(const struct src *s);
 
+/*
+ * Mirrors (DESIGN §11). src_mirrors_served tells how many mirrors
+ * delivered bytes of s so far and writes their redacted names into buf
+ * (comma-separated; may be NULL), for the audit of a verification
+ * failure. src_mirrors_blame is the verdict on those bytes: every mirror
+ * that served s is skipped by every source of the context for the mirror
+ * backoff, and s reads only from its origin from now on (its size too),
+ * so that the caller can fetch the blob again. Both thread-safe; nothing
+ * for a source without mirrors.
+ */
+size_t src_mirrors_served(const struct src *s, char *buf, size_t len);
+void src_mirrors_blame(struct src *s);
+/* Ends every mirror's backoff (SIGHUP, like the failure backoff of §6). */
+void src_mirrors_forgive(struct src_ctx *ctx);
+
 /* Source types counted apart: indexed by enum pol_source_type (< this). */
 #define SRC_TYPE_MAX 8
 

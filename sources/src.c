@@ -80,9 +80,14 @@ int src_ctx_new(const struct pol_config *cfg, struct audit *audit,
 	 */
 	ec.park_max_ms = cfg->credentials_helper_timeout_ms +
 			 cfg->connect_timeout_ms;
-	err = cred_provider_new(cfg, audit, &ctx->creds);
+	ctx->mirror_backoff_ms = cfg->failure_backoff_ms ?
+				 cfg->failure_backoff_ms : SRC_MIRROR_BACKOFF_MS;
+	err = src_mirror_table_new(ctx, cfg);
 	if (err != 0)
 		goto out_free;
+	err = cred_provider_new(cfg, audit, &ctx->creds);
+	if (err != 0)
+		goto out_mirrors;
 	err = http_engine_new(&ec, &ctx->http);
 	if (err != 0)
 		goto out_creds;
@@ -91,6 +96,8 @@ int src_ctx_new(const struct pol_config *cfg, struct audit *audit,
 
 out_creds:
 	cred_provider_free(ctx->creds);
+out_mirrors:
+	src_mirror_table_free(ctx);
 out_free:
 	free(ctx);
 	return err;
@@ -102,6 +109,7 @@ void src_ctx_free(struct src_ctx *ctx)
 		return;
 	http_engine_free(ctx->http);
 	cred_provider_free(ctx->creds);
+	src_mirror_table_free(ctx);
 	free(ctx);
 }
 
@@ -140,6 +148,8 @@ int src_open(struct src_ctx *ctx, const struct pol_registration *r,
 	s->ctx = ctx;
 	s->ops = ops;
 	s->type = (int)r->source_type;
+	s->has_size = r->has_size;
+	s->size_bytes = r->size_bytes;
 	s->uri = strdup(r->uri);
 	if (s->uri == NULL) {
 		err = -ENOMEM;
@@ -149,9 +159,14 @@ int src_open(struct src_ctx *ctx, const struct pol_registration *r,
 	err = ops->open(s, r);
 	if (err != 0)
 		goto out_free_uri;
+	err = src_mirrors_open(s, r);
+	if (err != 0)
+		goto out_close;
 	*out = s;
 	return 0;
 
+out_close:
+	ops->close(s);
 out_free_uri:
 	free(s->uri);
 out_free:
@@ -163,6 +178,8 @@ int src_size(struct src *s, uint64_t *size, char *reason, size_t reasonlen)
 {
 	if (reason != NULL && reasonlen > 0)
 		reason[0] = '\0';
+	if (s->mir != NULL)
+		return src_mirrors_size(s, size, reason, reasonlen);
 	return s->ops->size(s, size, reason, reasonlen);
 }
 
@@ -204,6 +221,15 @@ static void counted_done(void *arg, int err, const char *reason)
 	cb.on_done(cb.arg, err, reason);
 }
 
+/* The mirrors first when s has some (DESIGN §11), else the type's own. */
+static int src_dispatch_range(struct src *s, uint64_t off, uint64_t len,
+			      const struct src_range_cb *cb)
+{
+	if (s->mir != NULL)
+		return src_mirrors_read_range(s, off, len, cb);
+	return s->ops->read_range(s, off, len, cb);
+}
+
 int src_read_range(struct src *s, uint64_t off, uint64_t len,
 		   const struct src_range_cb *cb)
 {
@@ -216,7 +242,7 @@ int src_read_range(struct src *s, uint64_t off, uint64_t len,
 	if (off > UINT64_MAX - len || off + len > (uint64_t)INT64_MAX)
 		return -EINVAL;
 	if (s->type <= 0 || s->type >= SRC_TYPE_MAX)
-		return s->ops->read_range(s, off, len, cb);
+		return src_dispatch_range(s, off, len, cb);
 	cr = malloc(sizeof(*cr));
 	if (cr == NULL)
 		return -ENOMEM;
@@ -225,7 +251,7 @@ int src_read_range(struct src *s, uint64_t off, uint64_t len,
 	wrapped = (struct src_range_cb){ .on_data = counted_data,
 		.on_done = counted_done, .arg = cr,
 		.more = cb->more ? counted_more : NULL };
-	rc = s->ops->read_range(s, off, len, &wrapped);
+	rc = src_dispatch_range(s, off, len, &wrapped);
 	/* Not submitted: on_done will not come to free it. */
 	if (rc != 0)
 		free(cr);
@@ -236,6 +262,7 @@ void src_close(struct src *s)
 {
 	if (s == NULL)
 		return;
+	src_mirrors_close(s);
 	s->ops->close(s);
 	free(s->uri);
 	free(s);
@@ -248,6 +275,8 @@ const char *src_redacted_uri(const struct src *s)
 
 bool src_range_ignored(const struct src *s)
 {
+	if (s->mir != NULL)
+		return src_mirrors_range_ignored(s);
 	return s->http != NULL && http_src_range_ignored(s->http);
 }
 

@@ -17,10 +17,20 @@
 /* Longest redacted URI kept for logs. */
 #define SRC_URI_SHOWN_MAX	1024
 
+/* One [fetch] mirrors entry (DESIGN §11), shared by every source. */
+struct src_mirror {
+	const char *tmpl;		/* cfg->mirrors[i]; immutable */
+	char shown[SRC_URI_SHOWN_MAX];	/* redacted, for logs and audit */
+	long long skip_until_ms;	/* __atomic: its bytes failed verification */
+};
+
 struct src_ctx {
 	const struct pol_config *cfg;	/* read-only, outlives the context */
 	struct http_engine *http;	/* the engine thread; immutable */
 	struct cred_provider *creds;	/* credentials (DESIGN §5); immutable */
+	struct src_mirror *mirrors;	/* immutable but skip_until_ms */
+	size_t n_mirrors;
+	uint64_t mirror_backoff_ms;	/* how long a blamed mirror is skipped */
 	/* Counters: updated with __atomic builtins, no lock. */
 	uint64_t stat_requests;
 	uint64_t stat_retries;
@@ -48,6 +58,10 @@ struct src {
 	 * the provider; NULL when no credentials.dir or helper is set.
 	 */
 	struct cred_sub *cred;
+	/* The mirrors in front of it (mirror.c); NULL: none. */
+	struct src_mirrors *mir;
+	bool has_size;			/* registered size_bytes */
+	uint64_t size_bytes;
 };
 
 /* The vtables, one per file. */
@@ -58,6 +72,24 @@ extern const struct src_ops src_gcs_ops;
 extern const struct src_ops src_azure_ops;
 extern const struct src_ops src_huggingface_ops;
 extern const struct src_ops src_artifact_store_ops;
+
+/*
+ * Mirrors (mirror.c, DESIGN §11). The table is built from cfg->mirrors
+ * with the context (0 or -ENOMEM). src_mirrors_open gives s its mirrors
+ * (none for a file source, or when none is configured; s->mir stays
+ * NULL); the other calls are made only when s->mir is set, in place of
+ * the type's own, and fall back to it.
+ */
+#define SRC_MIRROR_BACKOFF_MS	(30 * 1000)
+int src_mirror_table_new(struct src_ctx *ctx, const struct pol_config *cfg);
+void src_mirror_table_free(struct src_ctx *ctx);
+int src_mirrors_open(struct src *s, const struct pol_registration *r);
+void src_mirrors_close(struct src *s);
+int src_mirrors_size(struct src *s, uint64_t *size, char *reason,
+		     size_t reasonlen);
+int src_mirrors_read_range(struct src *s, uint64_t off, uint64_t len,
+			   const struct src_range_cb *cb);
+bool src_mirrors_range_ignored(const struct src *s);
 
 /* Counts body bytes delivered to a caller (file source; engine counts its own). */
 void src_ctx_count_bytes(struct src_ctx *ctx, uint64_t n);

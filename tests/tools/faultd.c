@@ -5,11 +5,14 @@
  *
  * Usage:
  *   faultd --root DIR [--port N] [--port-file FILE] [--log FILE]
- *          [--n N] [--stall SECONDS]
+ *          [--n N] [--stall SECONDS] [--die-after BYTES]
  *
  *   --port 0 (default) picks a free port; the port chosen is written to
  *   --port-file (atomically: written to FILE.tmp, then renamed).
  *   SIGTERM or SIGINT stops the server at once (exit status 0).
+ *   --die-after BYTES: once BYTES of body (over all requests) are sent,
+ *   the server writes "DIED sent_total=BYTES" to its log and exits at
+ *   once, mid-response: a mirror that dies in the middle of a blob.
  *
  * Requests: GET or HEAD /<mode>/<file>[?key=value&...]
  *   <file> is a path below --root (no "..", no leading "/"). Range is
@@ -89,6 +92,8 @@ static const char *root_dir;
 static int log_fd = -1;
 static unsigned default_n = 2;
 static unsigned default_stall = 30;
+static uint64_t die_after;		/* 0: never; immutable after start */
+static uint64_t body_total;		/* __atomic: body bytes sent */
 
 static pthread_mutex_t counters_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *counter_keys[COUNTERS_MAX];	/* counters_lock */
@@ -386,6 +391,30 @@ static bool send_error(int fd, struct req *r, int status, const char *fmt,
 	return head_only || b == 0 || send_all(fd, body, (size_t)b);
 }
 
+/*
+ * --die-after: sends what is left of the budget from buf, logs the total
+ * and ends the process (every connection closes). Only the first thread
+ * to get here writes and exits; any other waits for that.
+ */
+static void die_now(int fd, const char *buf, uint64_t before)
+{
+	static int dying;
+	char line[64];
+	int n;
+
+	if (__atomic_exchange_n(&dying, 1, __ATOMIC_SEQ_CST) == 0) {
+		if (before < die_after)
+			send_all(fd, buf, (size_t)(die_after - before));
+		n = snprintf(line, sizeof(line), "DIED sent_total=%" PRIu64 "\n",
+			     die_after);
+		if (log_fd >= 0 && n > 0)
+			(void)!write(log_fd, line, (size_t)n);
+		_exit(0);
+	}
+	for (;;)
+		pause();
+}
+
 /* Sends bytes [first, first + len) of the file; flips one if asked. */
 static bool send_body(int fd, int file, uint64_t first, uint64_t len,
 		      bool flip, uint64_t flip_at)
@@ -400,6 +429,14 @@ static bool send_body(int fd, int file, uint64_t first, uint64_t len,
 			return false;
 		if (flip && flip_at >= first && flip_at < first + (uint64_t)n)
 			buf[flip_at - first] ^= (char)0xff;
+		if (die_after) {
+			uint64_t before = __atomic_fetch_add(&body_total,
+							     (uint64_t)n,
+							     __ATOMIC_SEQ_CST);
+
+			if (before + (uint64_t)n >= die_after)
+				die_now(fd, buf, before);
+		}
 		if (!send_all(fd, buf, (size_t)n))
 			return false;
 		first += (uint64_t)n;
@@ -614,7 +651,7 @@ static void on_term(int sig)
 static void usage(void)
 {
 	fprintf(stderr, "usage: faultd --root DIR [--port N] [--port-file FILE]"
-		" [--log FILE] [--n N] [--stall SECONDS]\n");
+		" [--log FILE] [--n N] [--stall SECONDS] [--die-after BYTES]\n");
 	exit(2);
 }
 
@@ -643,6 +680,8 @@ int main(int argc, char **argv)
 			default_n = (unsigned)strtoul(argv[++i], NULL, 10);
 		else if (strcmp(a, "--stall") == 0)
 			default_stall = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(a, "--die-after") == 0)
+			die_after = strtoull(argv[++i], NULL, 10);
 		else
 			usage();
 	}
