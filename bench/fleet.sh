@@ -34,7 +34,7 @@ export AF_BUILD=${AF_BUILD:-$TOP/build}
 NODES=${FLEET_N:-16}
 FLEET_SIZE=${FLEET_SIZE:-256M}
 FLEET_RUNS=${FLEET_RUNS:-3}
-FLEET_SETUPS=${FLEET_SETUPS:-direct squid}
+FLEET_SETUPS=${FLEET_SETUPS:-direct squid slice}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench}
 # Release build: the sanitizer options of lib.sh do not apply.
 TEST_NAME=fleet-bench

@@ -92,6 +92,7 @@ struct job {
 	uint64_t next_submit;
 	bool submitted;			/* a range went out */
 	bool audited;			/* the failure was already audited */
+	bool mirrors_blamed;		/* fetching again from the source alone */
 	bool stuck;			/* gave up on a stuck lease holder */
 	uint64_t hash_cpu_ns;		/* CPU of its hasher thread */
 };
@@ -1114,7 +1115,7 @@ static int job_transfer(struct job *j, struct hash *h, unsigned char *buf)
 	job_progress_locked(j);
 	for (;;) {
 		unsigned limit;
-		uint64_t first, last;
+		uint64_t first = 0, last = 0;
 
 		if (c->closing) {
 			rc = -ECANCELED;
@@ -1173,8 +1174,14 @@ out_submit_failed:
 	pthread_mutex_lock(&c->lock);
 	c->active--;
 	pthread_cond_broadcast(&c->cond);
-	if (j->inflight) {
-		/* src_close cancels what is in flight, on_done included. */
+	/*
+	 * On success every range still in flight has delivered its last byte
+	 * (each ends in a chunk of its own, now present): only its on_done is
+	 * left, and the source stays open for the verdict on the bytes (a
+	 * mirror's, DESIGN §11). After a failure, src_close cancels what is in
+	 * flight, on_done included.
+	 */
+	if (j->inflight && rc) {
 		pthread_mutex_unlock(&c->lock);
 		src_close(j->src);
 		j->src = NULL;
@@ -1242,7 +1249,83 @@ out_err:
 	return rc;
 }
 
-static int job_commit(struct job *j, struct hash *h, long long t0)
+/*
+ * DESIGN §11: the bytes failed verification and mirrors served some of
+ * them. That is neither the blob's fault nor its source's: audit
+ * fetch_failed naming the mirrors (redacted), keep them out for a while
+ * (src_mirrors_blame: every source of this process skips them), and let
+ * the caller fetch the blob again from its source alone, in this same
+ * open. No quarantine, no failure backoff. Once per job. Returns true
+ * when the caller should start over.
+ */
+static bool job_blame_mirrors(struct job *j, const char *what)
+{
+	char names[200], why[480];
+
+	if (j->mirrors_blamed || j->src == NULL ||
+	    src_mirrors_served(j->src, names, sizeof(names)) == 0)
+		return false;
+	j->mirrors_blamed = true;
+	src_mirrors_blame(j->src);
+	snprintf(why, sizeof(why),
+		 "%.200s: bytes from mirror %.200s; fetching again from the source",
+		 what, names);
+	af_warn("cache: %s: %s", j->key, why);
+	job_audit(j, "fetch_failed", why, false, 0, -1);
+	return true;
+}
+
+/*
+ * Before the fetch from the source alone: every chunk is dropped, from the
+ * index (under the ownership check) and from the job; the lease and the
+ * data file stay (each chunk will be written again before it counts).
+ */
+static int job_restart(struct job *j)
+{
+	struct cache *c = j->c;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = idx_begin(&c->idx, true, &txn);
+	if (rc)
+		return rc;
+	rc = job_own_check(j, txn, NULL, false);
+	if (rc == 0)
+		rc = idx_chunks_del(&c->idx, txn, j->key);
+	if (rc) {
+		idx_abort(txn);
+		return rc;
+	}
+	rc = idx_commit(txn);
+	if (rc)
+		return rc;
+	if (j->fd >= 0) {
+		close(j->fd);
+		j->fd = -1;
+	}
+	pthread_mutex_lock(&c->lock);
+	free(j->cstate);
+	free(j->cxxh);
+	free(j->landed);
+	j->cstate = NULL;
+	j->cxxh = NULL;
+	j->landed = NULL;
+	j->nlanded = 0;
+	j->npresent = 0;
+	j->have_bytes = 0;
+	j->hashed = 0;
+	j->hash_stop = false;
+	j->probing = false;
+	j->err = 0;
+	j->reason[0] = '\0';
+	pthread_mutex_unlock(&c->lock);
+	j->next_submit = 0;
+	j->submitted = false;
+	return 0;
+}
+
+static int job_commit(struct job *j, struct hash *h, long long t0,
+		      bool *again)
 {
 	struct cache *c = j->c;
 	struct pol_digest got;
@@ -1261,6 +1344,10 @@ static int job_commit(struct job *j, struct hash *h, long long t0)
 		snprintf(reason, sizeof(reason),
 			 "digest mismatch: expected %s, got %s", j->key,
 			 got.str);
+		if (job_blame_mirrors(j, reason)) {
+			*again = true;
+			return 0;
+		}
 		return job_quarantine(j, AF_EDIGEST, reason);
 	}
 	/* Durable before it is declared verified. */
@@ -1321,8 +1408,12 @@ out_abort:
 	return rc;
 }
 
-/* Everything done with the lease held. */
-static int job_fetch(struct job *j, long long t0)
+/*
+ * One fetch of the blob from j->src: size, index, data file, transfer,
+ * digest. *again: the bytes failed verification because of mirrors, and
+ * the caller is to start over from the source alone.
+ */
+static int job_fetch_once(struct job *j, long long t0, bool *again)
 {
 	struct cache *c = j->c;
 	unsigned char *buf = NULL;
@@ -1331,12 +1422,6 @@ static int job_fetch(struct job *j, long long t0)
 	bool resume = false;
 	int rc;
 
-	rc = src_open(c->srcs, j->r, &j->src);
-	if (rc) {
-		snprintf(j->reason, sizeof(j->reason), "source: %s",
-			 af_strerror(rc));
-		return rc == -ENOMEM ? rc : AF_ESOURCE;
-	}
 	rc = src_size(j->src, &j->size, reason, sizeof(reason));
 	if (rc) {
 		snprintf(j->reason, sizeof(j->reason), "size: %s",
@@ -1385,7 +1470,7 @@ static int job_fetch(struct job *j, long long t0)
 	}
 	if (rc)
 		goto out_free;
-	rc = job_commit(j, h, t0);
+	rc = job_commit(j, h, t0, again);
 	goto out_free;
 
 out_reason:
@@ -1395,6 +1480,35 @@ out_free:
 	hash_free(h);
 	free(buf);
 	return rc;
+}
+
+/* Everything done with the lease held. */
+static int job_fetch(struct job *j, long long t0)
+{
+	struct cache *c = j->c;
+	bool again = false;
+	int rc;
+
+	rc = src_open(c->srcs, j->r, &j->src);
+	if (rc) {
+		snprintf(j->reason, sizeof(j->reason), "source: %s",
+			 af_strerror(rc));
+		return rc == -ENOMEM ? rc : AF_ESOURCE;
+	}
+	for (;;) {
+		rc = job_fetch_once(j, t0, &again);
+		if (rc || !again)
+			return rc;
+		/* DESIGN §11: once more, from the source alone. */
+		again = false;
+		rc = job_restart(j);
+		if (rc) {
+			if (rc != -ESTALE)
+				snprintf(j->reason, sizeof(j->reason), "%s",
+					 af_strerror(rc));
+			return rc;
+		}
+	}
 }
 
 /*

@@ -396,6 +396,7 @@ static void on_reload(void *arg, const char *why)
 				af_strerror(rc));
 		else
 			af_info("cache: SIGHUP: fetch failure backoff cleared");
+		src_mirrors_forgive(d->srcs);
 	}
 	/* Names that left the catalog leave the kernel, then memory. */
 	fs_catalog_changed(d->fs);

@@ -556,6 +556,7 @@ http {
     fastcgi_temp_path $d/tmp;
     uwsgi_temp_path $d/tmp;
     scgi_temp_path $d/tmp;
+    sendfile on;
     log_format tier '\$request_method \$uri \$status \$body_bytes_sent "\$http_range" \$upstream_cache_status';
     access_log $d/logs/access.log tier;
     proxy_cache_path $d/cache levels=1:2 keys_zone=blobs:16m max_size=8g
