@@ -215,23 +215,18 @@ static int parse_pem(struct pol_perr *c, const char *field, const char *pem,
 static int parse_key(struct pol_perr *c, size_t idx, json_t *v,
 		     struct pol_attest_key *k)
 {
-	char where[48], field[96], safe[POL_SAFE_BUF];
-	const char *key;
-	json_t *e, *pv;
-	size_t i, n;
+	static const char *const keys[] = { "keyid", "public_key", "projects",
+					    NULL };
+	char where[48], field[96];
+	json_t *pv;
 	int ret;
 
 	snprintf(where, sizeof(where), "attestation_keys[%zu]", idx);
 	if (!json_is_object(v))
 		return pol_perr_fail(c, where, "must be an object");
-	json_object_foreach(v, key, e) {
-		if (strcmp(key, "keyid") != 0 && strcmp(key, "public_key") != 0 &&
-		    strcmp(key, "projects") != 0) {
-			snprintf(field, sizeof(field), "%s.%s", where,
-				 pol_safe(key, POL_SAFE_LEN, safe, sizeof(safe)));
-			return pol_perr_fail(c, field, "unknown field");
-		}
-	}
+	ret = pol_perr_keys(c, v, where, keys);
+	if (ret < 0)
+		return ret;
 	snprintf(field, sizeof(field), "%s.keyid", where);
 	pv = json_object_get(v, "keyid");
 	if (!pv)
@@ -254,27 +249,7 @@ static int parse_key(struct pol_perr *c, size_t idx, json_t *v,
 	if (ret < 0)
 		return ret;
 
-	snprintf(field, sizeof(field), "%s.projects", where);
-	pv = json_object_get(v, "projects");
-	if (!pv || json_is_null(pv))
-		return 0;
-	if (!json_is_array(pv))
-		return pol_perr_fail(c, field, "must be an array");
-	n = json_array_size(pv);
-	/* An empty list vouches for no project; keep a non-NULL array. */
-	k->projects = calloc(n ? n : 1, sizeof(*k->projects));
-	if (!k->projects)
-		return pol_perr_fail(c, field, "out of memory");
-	json_array_foreach(pv, i, e) {
-		snprintf(field, sizeof(field), "%s.projects[%zu]", where, i);
-		if (!json_is_string(e) || !pol_project_valid(json_string_value(e)))
-			return pol_perr_fail(c, field, "must be a project name");
-		k->projects[i] = strdup(json_string_value(e));
-		if (!k->projects[i])
-			return pol_perr_fail(c, field, "out of memory");
-		k->n_projects = i + 1;
-	}
-	return 0;
+	return pol_perr_projects(c, v, where, &k->projects, &k->n_projects);
 }
 
 /*

@@ -38,6 +38,25 @@ struct pol_perr {
 int pol_perr_fail(struct pol_perr *c, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* Most projects one policy or key may name. */
+#define POL_PROJECTS_MAX	4096
+
+/*
+ * Every key of obj must be one of allowed (NULL-terminated); otherwise
+ * AF_EPARSE naming "<where>.<key>" (or "<key>" when where is NULL).
+ */
+int pol_perr_keys(struct pol_perr *c, json_t *obj, const char *where,
+		  const char *const *allowed);
+
+/*
+ * The optional "projects" array of obj, at "<where>.projects": absent or
+ * null leaves *out NULL (every project); an empty array gives a non-NULL
+ * array of none. At most POL_PROJECTS_MAX valid project names, each copied.
+ * On failure what was copied stays in *out and *n for the caller to free.
+ */
+int pol_perr_projects(struct pol_perr *c, json_t *obj, const char *where,
+		      char ***out, size_t *n);
+
 /*
  * Copies at most max characters of untrusted s into out for quoting in a
  * message: printable ASCII kept, anything else '?', "..." when cut. Returns

@@ -11,7 +11,6 @@
 #include "pol_int.h"
 
 #define POL_RULES_MAX		4096
-#define POL_PROJECTS_MAX	4096
 #define POL_PREFIX_MAX		4096
 
 struct pol_rule {
@@ -55,32 +54,6 @@ void pol_policy_free(struct pol_policy *p)
 	free(p->projects);
 	pol_attest_keys_release(&p->keys);
 	free(p);
-}
-
-/* Every key of obj must be one of allowed (NULL-terminated). */
-static int check_keys(struct pol_perr *c, json_t *obj, const char *where,
-		      const char *const *allowed)
-{
-	char safe[POL_SAFE_BUF], field[128];
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(obj, key, v) {
-		bool ok = false;
-
-		for (size_t i = 0; allowed[i]; i++)
-			if (strcmp(key, allowed[i]) == 0)
-				ok = true;
-		if (ok)
-			continue;
-		pol_safe(key, POL_SAFE_LEN, safe, sizeof(safe));
-		if (where)
-			snprintf(field, sizeof(field), "%s.%s", where, safe);
-		else
-			snprintf(field, sizeof(field), "%s", safe);
-		return pol_perr_fail(c, field, "unknown field");
-	}
-	return 0;
 }
 
 static int parse_algos(struct pol_perr *c, json_t *v, struct pol_policy *p)
@@ -149,14 +122,14 @@ static int parse_rule(struct pol_perr *c, size_t idx, json_t *v,
 					    "projects", NULL };
 	char safe[POL_SAFE_BUF], where[48], field[96];
 	const char *s;
-	json_t *pv, *e;
+	json_t *pv;
 	size_t i, n;
 	int ret;
 
 	snprintf(where, sizeof(where), "sources[%zu]", idx);
 	if (!json_is_object(v))
 		return pol_perr_fail(c, where, "must be an object");
-	ret = check_keys(c, v, where, keys);
+	ret = pol_perr_keys(c, v, where, keys);
 	if (ret < 0)
 		return ret;
 
@@ -190,34 +163,8 @@ static int parse_rule(struct pol_perr *c, size_t idx, json_t *v,
 	if (!rule->prefix)
 		return pol_perr_fail(c, field, "out of memory");
 
-	snprintf(field, sizeof(field), "%s.projects", where);
-	pv = json_object_get(v, "projects");
-	if (!pv || json_is_null(pv))
-		return 0;
-	if (!json_is_array(pv))
-		return pol_perr_fail(c, field, "must be an array");
-	n = json_array_size(pv);
-	if (n > POL_PROJECTS_MAX)
-		return pol_perr_fail(c, field, "too many projects");
-	/* An empty list allows no project; keep a non-NULL array for it. */
-	rule->projects = calloc(n ? n : 1, sizeof(*rule->projects));
-	if (!rule->projects)
-		return pol_perr_fail(c, field, "out of memory");
-	json_array_foreach(pv, i, e) {
-		snprintf(field, sizeof(field), "%s.projects[%zu]", where, i);
-		if (!json_is_string(e))
-			return pol_perr_fail(c, field, "must be a string");
-		if (!pol_project_valid(json_string_value(e)))
-			return pol_perr_fail(c, field, "invalid project \"%s\"",
-				     pol_safe(json_string_value(e),
-					      POL_SAFE_LEN, safe,
-					      sizeof(safe)));
-		rule->projects[i] = strdup(json_string_value(e));
-		if (!rule->projects[i])
-			return pol_perr_fail(c, field, "out of memory");
-		rule->n_projects = i + 1;
-	}
-	return 0;
+	return pol_perr_projects(c, v, where, &rule->projects,
+				 &rule->n_projects);
 }
 
 static int parse_rules(struct pol_perr *c, json_t *v, struct pol_policy *p)
@@ -284,7 +231,7 @@ static int parse_projects(struct pol_perr *c, json_t *v, struct pol_policy *p)
 			return pol_perr_fail(c, field, "invalid project name");
 		if (!json_is_object(e))
 			return pol_perr_fail(c, field, "must be an object");
-		ret = check_keys(c, e, field, keys);
+		ret = pol_perr_keys(c, e, field, keys);
 		if (ret < 0)
 			return ret;
 		pr->name = strdup(key);
@@ -338,7 +285,7 @@ int pol_policy_parse(const char *buf, size_t len, const char *origin,
 		ret = AF_EPARSE;
 		goto out_root;
 	}
-	ret = check_keys(&c, root, NULL, keys);
+	ret = pol_perr_keys(&c, root, NULL, keys);
 	if (ret < 0)
 		goto out_root;
 	p = calloc(1, sizeof(*p));

@@ -417,6 +417,69 @@ int pol_perr_fail(struct pol_perr *c, const char *field, const char *fmt, ...)
 	return AF_EPARSE;
 }
 
+int pol_perr_keys(struct pol_perr *c, json_t *obj, const char *where,
+		  const char *const *allowed)
+{
+	char safe[POL_SAFE_BUF], field[128];
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v) {
+		bool ok = false;
+
+		for (size_t i = 0; allowed[i] && !ok; i++)
+			ok = strcmp(key, allowed[i]) == 0;
+		if (ok)
+			continue;
+		pol_safe(key, POL_SAFE_LEN, safe, sizeof(safe));
+		if (where)
+			snprintf(field, sizeof(field), "%s.%s", where, safe);
+		else
+			snprintf(field, sizeof(field), "%s", safe);
+		return pol_perr_fail(c, field, "unknown field");
+	}
+	return 0;
+}
+
+int pol_perr_projects(struct pol_perr *c, json_t *obj, const char *where,
+		      char ***out, size_t *n)
+{
+	char safe[POL_SAFE_BUF], field[96];
+	json_t *pv, *e;
+	size_t i, len;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(field, sizeof(field), "%s.projects", where);
+	pv = json_object_get(obj, "projects");
+	if (!pv || json_is_null(pv))
+		return 0;
+	if (!json_is_array(pv))
+		return pol_perr_fail(c, field, "must be an array");
+	len = json_array_size(pv);
+	if (len > POL_PROJECTS_MAX)
+		return pol_perr_fail(c, field, "too many projects");
+	/* An empty list names no project; keep a non-NULL array for it. */
+	*out = calloc(len ? len : 1, sizeof(**out));
+	if (!*out)
+		return pol_perr_fail(c, field, "out of memory");
+	json_array_foreach(pv, i, e) {
+		snprintf(field, sizeof(field), "%s.projects[%zu]", where, i);
+		if (!json_is_string(e))
+			return pol_perr_fail(c, field, "must be a string");
+		if (!pol_project_valid(json_string_value(e)))
+			return pol_perr_fail(c, field, "invalid project \"%s\"",
+				     pol_safe(json_string_value(e),
+					      POL_SAFE_LEN, safe,
+					      sizeof(safe)));
+		(*out)[i] = strdup(json_string_value(e));
+		if (!(*out)[i])
+			return pol_perr_fail(c, field, "out of memory");
+		*n = i + 1;
+	}
+	return 0;
+}
+
 int pol_hex_value(char c)
 {
 	if (c >= '0' && c <= '9')

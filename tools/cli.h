@@ -71,6 +71,13 @@ const struct pol_registration *cli_resolve_ref(const struct pol_registry *reg,
  */
 int cli_run_as(struct cli *cli);
 
+/*
+ * The one MOUNTPOINT operand of "artifactfs <cmd>" after getopt: returns
+ * it, or prints what is wrong and usage to stderr and returns NULL.
+ */
+const char *cli_mountpoint_arg(const char *cmd, int argc, char **argv,
+			       const char *usage);
+
 /* Formats a byte count as "1.5 GiB" into buf. Returns buf. */
 char *cli_human_size(unsigned long long n, char *buf, size_t len);
 

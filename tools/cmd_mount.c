@@ -98,13 +98,9 @@ int cmd_mount(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "artifactfs mount: %s\n\n",
-			optind >= argc ? "missing MOUNTPOINT" : "too many arguments");
-		fputs(mount_usage, stderr);
+	opts.mountpoint = cli_mountpoint_arg("mount", argc, argv, mount_usage);
+	if (!opts.mountpoint)
 		return EXIT_USAGE;
-	}
-	opts.mountpoint = argv[optind];
 	if (stat(opts.mountpoint, &sb) < 0) {
 		if (errno == ENOENT)
 			fprintf(stderr, "artifactfs mount: mount point %s does not exist (create it first)\n",

@@ -64,13 +64,9 @@ int cmd_upgrade(struct cli *cli, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "artifactfs upgrade: %s\n\n",
-			optind >= argc ? "missing MOUNTPOINT" : "too many arguments");
-		fputs(upgrade_usage, stderr);
+	opts.mountpoint = cli_mountpoint_arg("upgrade", argc, argv, upgrade_usage);
+	if (!opts.mountpoint)
 		return EXIT_USAGE;
-	}
-	opts.mountpoint = argv[optind];
 	if (cli_load_config(cli))
 		return EXIT_FAIL;
 	if (geteuid() != 0) {

@@ -207,3 +207,14 @@ char *cli_human_size(unsigned long long n, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[u]);
 	return buf;
 }
+
+const char *cli_mountpoint_arg(const char *cmd, int argc, char **argv,
+			       const char *usage)
+{
+	if (optind == argc - 1)
+		return argv[optind];
+	fprintf(stderr, "artifactfs %s: %s\n\n", cmd,
+		optind >= argc ? "missing MOUNTPOINT" : "too many arguments");
+	fputs(usage, stderr);
+	return NULL;
+}
