@@ -16,6 +16,7 @@
 
 #include "policy/af.h"
 #include "policy/buf.h"
+#include "policy/policy.h"
 #include "sources/sigv4_int.h"
 
 #define SIGV4_ALGO		"AWS4-HMAC-SHA256"
@@ -52,17 +53,6 @@ static void add_encoded(struct pol_buf *b, const char *s, size_t n,
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes [s, s + n) into b (binary-safe: a decoded NUL stays a
  * byte). Returns false for a bad escape.
@@ -73,10 +63,10 @@ static bool add_decoded(struct pol_buf *b, const char *s, size_t n)
 		char c = s[i];
 
 		if (c == '%') {
-			if (n - i < 3 || hexval(s[i + 1]) < 0 ||
-			    hexval(s[i + 2]) < 0)
+			if (n - i < 3 || pol_hex_value(s[i + 1]) < 0 ||
+			    pol_hex_value(s[i + 2]) < 0)
 				return false;
-			c = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+			c = (char)(pol_hex_value(s[i + 1]) * 16 + pol_hex_value(s[i + 2]));
 			i += 2;
 		}
 		pol_buf_add(b, &c, 1);

@@ -40,6 +40,17 @@ struct check_state {
 	unsigned notes;
 };
 
+/* Prints o as one compact JSON line and releases it (NULL: nothing). */
+static void print_json(json_t *o)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+	json_decref(o);
+}
+
 static void emit(struct check_state *st, const char *level, const char *msg)
 {
 	if (strcmp(level, "error") == 0)
@@ -50,12 +61,7 @@ static void emit(struct check_state *st, const char *level, const char *msg)
 		st->notes++;
 	if (st->cli->json) {
 		json_t *o = json_pack("{s:s, s:s}", "level", level, "message", msg);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
+		print_json(o);
 		return;
 	}
 	printf("%s: %s\n", level, msg);
@@ -81,12 +87,7 @@ static void emit_summary(struct check_state *st, size_t registrations)
 				      (json_int_t)st->warnings, "notes",
 				      (json_int_t)st->notes, "ok",
 				      st->errors == 0);
-		char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(o);
+		print_json(o);
 		return;
 	}
 	printf("%zu registrations, %u errors, %u warnings, %u notes\n",
