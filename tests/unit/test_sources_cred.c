@@ -460,10 +460,14 @@ static void test_helper_hang_killed(void **state)
 	assert_true(pid > 0);
 	/*
 	 * The helper and its sleep are gone: its process group was killed
-	 * (the orphaned sleep may linger a moment as a zombie of init).
+	 * (the orphaned sleep may linger a moment as a zombie of init, and
+	 * on a loaded machine take a moment to act on its SIGKILL: a sleep
+	 * not killed would still run 30 s from now).
 	 */
 	assert_int_equal(kill(pid, 0), -1);
 	assert_int_equal(errno, ESRCH);
+	for (int i = 0; i < 100 && group_running(pid); i++)
+		usleep(20 * 1000);
 	assert_false(group_running(pid));
 	cred_sub_free(s);
 }
