@@ -6,9 +6,12 @@
  *
  * - Mirrors are tried in the configured order before the source, each at
  *   the URL its entry gives for the blob's digest (pol_mirror_url), with
- *   Range, directly (never through [fetch] proxy) and without the source's
- *   credentials (a mirror has no header hook: nothing of the source's goes
- *   to it).
+ *   Range, directly (never through [fetch] proxy) and never with the
+ *   source's credentials. A mirror has a credential subscription of its
+ *   own, for its URL as an `https` URI: it sends "Authorization: Bearer"
+ *   only when a credential's own scope matches the mirror URL (DESIGN
+ *   §11), and like every hook, only to the mirror's origin, never after a
+ *   redirect to another host.
  * - A mirror that answers 404, fails, stalls or is cut off is skipped for
  *   the rest of that blob: a range it failed goes on from the first byte
  *   not yet delivered at the next mirror, then at the source. Bytes already
@@ -34,6 +37,7 @@
 
 #include "policy/af.h"
 #include "policy/config.h"
+#include "policy/cred.h"
 #include "policy/policy.h"
 #include "sources/src_int.h"
 
@@ -43,6 +47,7 @@
 struct src_mirror_ep {
 	const struct src_mirror *m;	/* the context's entry */
 	struct http_src *hs;
+	struct cred_sub *cred;		/* its own credential; NULL: none */
 	int failed;			/* __atomic: skipped for this blob */
 	int served;			/* __atomic: delivered bytes */
 };
@@ -88,6 +93,68 @@ void src_mirror_table_free(struct src_ctx *ctx)
 	ctx->n_mirrors = 0;
 }
 
+/* The mirror's own credential changed: its parked requests try again. */
+static void mirror_wake(void *arg)
+{
+	http_src_wake(arg);
+}
+
+/*
+ * The header hook of a mirror (engine thread, never blocks): the bearer
+ * token of a credential whose scope matches the mirror's URL, else
+ * nothing. Never the source's (that is another subscription).
+ */
+static int mirror_hook(void *arg, struct http_req *rq, char *reason,
+		       size_t reasonlen)
+{
+	struct src_mirror_ep *ep = arg;
+	struct cred_ref *ref;
+	int err;
+
+	err = src_cred_sub_take(ep->cred, &ref, reason, reasonlen);
+	if (err != 0 || ref == NULL)
+		return err;
+	if (ref->c->bearer_token != NULL)
+		err = src_add_header(&rq->hdrs, reason, reasonlen,
+				     "Authorization: Bearer %s",
+				     ref->c->bearer_token);
+	cred_put(ref);
+	return err;
+}
+
+/*
+ * A credential subscription for the mirror URL url, as the `https` URI
+ * it is (DESIGN §5b scopes: the longest matching scope of an `https`
+ * credential; the helper is asked with that URI). Nothing when no
+ * credentials.dir or helper is configured.
+ */
+static int mirror_cred(struct src_ctx *ctx, const struct pol_registration *r,
+		       const char *url, struct src_mirror_ep *ep)
+{
+	struct pol_registration mr = *r;
+	int rc;
+
+	if (!cred_provider_enabled(ctx->creds))
+		return 0;
+	mr.source_type = POL_SRC_HTTPS;
+	mr.uri = (char *)url;
+	rc = cred_sub_new(ctx->creds, &mr, mirror_wake, ep->hs, &ep->cred);
+	if (rc != 0)
+		return rc;
+	http_src_set_headers(ep->hs, mirror_hook, ep);
+	return 0;
+}
+
+/* No wake once the engine object is gone; the hook runs until it is. */
+static void mirror_ep_free(struct src_mirror_ep *ep)
+{
+	cred_sub_unwake(ep->cred);
+	http_src_free(ep->hs);
+	cred_sub_free(ep->cred);
+	ep->hs = NULL;
+	ep->cred = NULL;
+}
+
 static bool mirror_skipped(const struct src_mirror *m)
 {
 	return __atomic_load_n(&m->skip_until_ms, __ATOMIC_RELAXED) >
@@ -128,6 +195,12 @@ int src_mirrors_open(struct src *s, const struct pol_registration *r)
 		if (rc < 0)
 			goto out_free;
 		http_src_set_direct(ep->hs, MIR_RETRIES);
+		rc = mirror_cred(ctx, r, url, ep);
+		if (rc < 0) {
+			http_src_free(ep->hs);
+			ep->hs = NULL;
+			goto out_free;
+		}
 		ep->m = m;
 		n++;
 	}
@@ -137,7 +210,7 @@ int src_mirrors_open(struct src *s, const struct pol_registration *r)
 
 out_free:
 	for (size_t i = 0; i < n; i++)
-		http_src_free(mir->ep[i].hs);
+		mirror_ep_free(&mir->ep[i]);
 	free(mir);
 	return rc;
 }
@@ -155,7 +228,7 @@ void src_mirrors_close(struct src *s)
 	 * by the caller afterwards.
 	 */
 	for (size_t i = 0; i < mir->n; i++)
-		http_src_free(mir->ep[i].hs);
+		mirror_ep_free(&mir->ep[i]);
 	free(mir);
 	s->mir = NULL;
 }

@@ -344,10 +344,16 @@ int src_http_read_range(struct src *s, uint64_t off, uint64_t len,
 int src_cred_take(struct src *s, struct cred_ref **out, char *reason,
 		  size_t reasonlen)
 {
+	return src_cred_sub_take(s->cred, out, reason, reasonlen);
+}
+
+int src_cred_sub_take(struct cred_sub *sub, struct cred_ref **out,
+		      char *reason, size_t reasonlen)
+{
 	*out = NULL;
-	if (s->cred == NULL)
+	if (sub == NULL)
 		return 0;
-	switch (cred_sub_get(s->cred, out, reason, reasonlen)) {
+	switch (cred_sub_get(sub, out, reason, reasonlen)) {
 	case CRED_READY:
 	case CRED_NONE:
 		return 0;

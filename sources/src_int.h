@@ -123,6 +123,9 @@ int src_http_read_range(struct src *s, uint64_t off, uint64_t len,
  */
 int src_cred_take(struct src *s, struct cred_ref **out, char *reason,
 		  size_t reasonlen);
+/* The same for a subscription of its own (a mirror's); NULL: none. */
+int src_cred_sub_take(struct cred_sub *sub, struct cred_ref **out,
+		      char *reason, size_t reasonlen);
 
 /*
  * Appends a header line "Name: value" to *l. The value may be a secret:

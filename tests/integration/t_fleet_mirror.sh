@@ -12,7 +12,14 @@
 # Phase 2, template mirrors: one that redirects to another host (followed
 # under the redirect rules), one that answers 200 to Range (read once,
 # sequentially: DESIGN §5b).
+# Phase 3, a site proxy that is down and credentials: the mirrors are
+# reached directly (a blob a mirror holds is served; one it lacks fails
+# with EIO naming the proxy, never fetched directly from the origin); the
+# source's credential never goes to a mirror; a mirror whose URL a
+# credential's own scope matches gets that credential (DESIGN §11).
+# Phase 4, bad [fetch] mirrors entries: refused at startup, naming the key.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/creds.sh"
 af_world 1M
 conf_set "$T/artifactfs.conf" fetch retries 2
 conf_set "$T/artifactfs.conf" fetch low_speed_timeout 2s
@@ -20,7 +27,7 @@ conf_set "$T/artifactfs.conf" fetch failure_backoff 4s
 size=$((3 * 1024 * 1024 + 4321))
 mkdir -p "$T/mirror/sha256" "$T/mirror3/sha256"
 declare -A dig hex
-for b in miss bad good1 good2 die down rd seq; do
+for b in miss bad good1 good2 die down rd seq px pxsrc cr; do
 	make_blob "$b.bin" $size
 	dig[$b]=$(register "$b.bin")
 	hex[$b]=${dig[$b]#sha256:}
@@ -33,6 +40,8 @@ printf '\x00' | dd of="$T/mirror/sha256/${hex[bad]}" bs=1 seek=1500000 conv=notr
 cmp -s "$T/www/bad.bin" "$T/mirror/sha256/${hex[bad]}" && printf '\x01' |
 	dd of="$T/mirror/sha256/${hex[bad]}" bs=1 seek=1500000 conv=notrunc status=none
 cp "$T/www/rd.bin" "$T/mirror3/sha256/${hex[rd]}"
+cp "$T/www/px.bin" "$T/mirror3/sha256/${hex[px]}"
+cp "$T/www/cr.bin" "$T/mirror/sha256/${hex[cr]}"
 mirror_blob seq.bin
 
 MPORT=""
@@ -53,16 +62,19 @@ mirror_gets() { grep -c "GET /ok/sha256/$1" "$T/mirror.log" 2>/dev/null || true;
 opened() { cmp -s "$T/www/$1.bin" "$T/mnt/vision/$1.bin@${dig[$1]}"; }
 
 mirror_up "$T/mirror" "$T/mirror.log"
-conf_set "$T/artifactfs.conf" fetch mirrors "http://127.0.0.1:$MPORT/ok"
+# A template with a query: the audit and logs name it redacted (no query).
+conf_set "$T/artifactfs.conf" fetch mirrors "http://127.0.0.1:$MPORT/ok/sha256/{hex}?site=q7xtier"
 mount_af || exit 1
 
 ok "404 at the mirror: the source serves" opened miss
-ok "404 at the mirror: it was asked" grep -q "sha256/${hex[miss]} .*status=404" "$T/mirror.log"
+ok "404 at the mirror: it was asked" grep -q "sha256/${hex[miss]}[? ].*status=404" "$T/mirror.log"
 expect "404 at the mirror: one copy from the source" $size nginx_bytes miss.bin
 
 ok "corrupt mirror: the open succeeds with the source's bytes" opened bad
 ok "corrupt mirror: audit fetch_failed names the mirror" sh -c \
-	"grep '\"event\":\"fetch_failed\"' '$T/audit.jsonl' | grep '${dig[bad]}' | grep 'digest mismatch' | grep -q 'mirror http://127.0.0.1:$MPORT/ok'"
+	"grep '\"event\":\"fetch_failed\"' '$T/audit.jsonl' | grep '${dig[bad]}' | grep 'digest mismatch' | grep -q 'mirror http://127.0.0.1:$MPORT/ok/sha256/{hex}'"
+ok "corrupt mirror: the mirror is named redacted (no query) in audit and log" sh -c \
+	"! grep -q 'q7xtier' '$T/audit.jsonl' '$T/daemon.log'"
 ok "corrupt mirror: not quarantined (no verify_failed)" sh -c \
 	"! grep '\"event\":\"verify_failed\"' '$T/audit.jsonl' | grep -q '${dig[bad]}'"
 expect "corrupt mirror: the blob is verified" verified \
@@ -113,3 +125,47 @@ ok "200 to Range: read sequentially (at most 2 requests, not one per chunk)" tes
 expect "200 to Range: nothing from the source" 0 nginx_bytes seq.bin
 ok "daemon alive" kill -0 "$AF_PID"
 ok "clean unmount" umount_af
+
+# Phase 3: the proxy is down; a credential for the source (its scope is
+# the origin's URL) and one for the second mirror (its scope is that
+# mirror's URL; faultd's /bearer/ mode serves only "Bearer <tok=...>" and
+# answers 401 otherwise).
+SRC_TOK=srctok-4be1c0d9a7
+MIR_TOK=mirtok-93f0aa
+DEAD=$(free_port)
+cred_file source.json https "http://127.0.0.1:$NGINX_PORT/" 600 bearer_token=$SRC_TOK
+cred_file mirror.json https "http://127.0.0.1:$MPORT/bearer/" 600 bearer_token=$MIR_TOK
+conf_set "$T/artifactfs.conf" credentials dir "$T/creds"
+conf_set "$T/artifactfs.conf" fetch proxy "http://127.0.0.1:$DEAD"
+conf_set "$T/artifactfs.conf" fetch mirrors \
+	"http://127.0.0.1:$M3PORT/ok, http://127.0.0.1:$MPORT/bearer/sha256/{hex}?tok=$MIR_TOK"
+mount_af || exit 1
+ok "proxy down: a blob the mirror holds is served (the mirror is reached directly)" opened px
+ok "proxy down: the mirror served it" grep -q "GET /ok/sha256/${hex[px]} .*status=206" "$T/mirror3.log"
+expect "proxy down: nothing from the origin for it" 0 nginx_bytes px.bin
+expect "proxy down: a blob no mirror holds is EIO" EIO "$PROBE" open "$T/mnt/vision/pxsrc.bin@${dig[pxsrc]}"
+ok "proxy down: the mirrors were asked for it" grep -q "sha256/${hex[pxsrc]} .*status=404" "$T/mirror3.log"
+ok "proxy down: audit fetch_failed names the proxy" sh -c \
+	"grep '\"event\":\"fetch_failed\"' '$T/audit.jsonl' | grep '${dig[pxsrc]}' | grep -q 'proxy http://127.0.0.1:$DEAD'"
+expect "proxy down: nothing went to the origin directly" 0 nginx_requests pxsrc.bin
+ok "credentials: the open succeeds from the mirror with its own credential" opened cr
+ok "credentials: that mirror got its credential and served" grep -q "GET /bearer/sha256/${hex[cr]}?tok=.* status=206 .*auth=1" "$T/mirror2.log"
+ok "credentials: that mirror never answered 401 (a request without it)" sh -c "! grep '${hex[cr]}' '$T/mirror2.log' | grep -q 'status=401'"
+ok "credentials: the mirror without a matching scope was asked" grep -q "sha256/${hex[cr]} .*status=404" "$T/mirror3.log"
+ok "credentials: no Authorization ever reached it (the source's included)" sh -c "! grep -q 'auth=1' '$T/mirror3.log'"
+expect "credentials: nothing from the origin" 0 nginx_bytes cr.bin
+ok "daemon alive" kill -0 "$AF_PID"
+ok "clean unmount" umount_af
+secrets_scan "mirrors and credentials" "$SRC_TOK"
+
+# Phase 4: bad entries are refused at startup, naming the key and line.
+refused() {
+	cp "$T/artifactfs.conf" "$T/bad.conf"
+	conf_set "$T/bad.conf" fetch mirrors "$1"
+	! timeout 20 "$AF" mount -f -c "$T/bad.conf" "$T/mnt" >"$T/bad.out" 2>&1 &&
+		grep -q "bad.conf:[0-9]*: mirrors: .*$2" "$T/bad.out" &&
+		! mountpoint -q "$T/mnt"
+}
+ok "bad mirror: not http(s)" refused "ftp://127.0.0.1/blobs" "not an http:// or https:// url"
+ok "bad mirror: http:// off loopback" refused "http://tier.example.org/blobs" "http:// only for a loopback address"
+ok "bad mirror: unknown placeholder" refused "http://127.0.0.1:$MPORT/v2/{sha}" "unknown placeholder {sha}"

@@ -6,7 +6,9 @@
  * or the source without asking for a delivered byte again; a mirror that
  * ignores Range is seen as such; a redirect to another host is followed
  * under the redirect rules; the source's credentials and the site proxy
- * are never used for a mirror; a mirror whose size differs from the
+ * are never used for a mirror, which sends a credential only when one's
+ * own scope matches the mirror URL, and never to the host it redirects
+ * to; a mirror whose size differs from the
  * registered one is skipped; src_mirrors_blame sends the source back to
  * its origin and keeps the mirror out of new sources until its backoff
  * expires; src_close cancels ranges at a mirror.
@@ -59,6 +61,8 @@ static struct mfx *mfx_of(void **state)
 	snprintf(m.origin, sizeof(m.origin), "http://127.0.0.1:%u/ok/blob",
 		 f->b.port);
 	m.r.source_type = POL_SRC_HTTPS;
+	m.r.project = "vision";		/* a credential request names them */
+	m.r.name = "blob";
 	m.r.uri = m.origin;
 	m.r.has_size = true;
 	m.r.size_bytes = BLOB_SIZE;
@@ -359,6 +363,116 @@ static void test_no_credential_no_proxy_redirect(void **state)
 	assert_int_equal(log_count(&f->b, "/ok/v2/sha256:", "auth=1"), 0);
 }
 
+/* A credentials.dir file for an `https` scope, valid for an hour. */
+static void bearer_file(const char *dir, const char *name, const char *scope,
+			const char *tok)
+{
+	char path[512], doc[1024], when[40];
+	FILE *fp;
+
+	af_rfc3339(af_wall_ms() / 1000 + 3600, when, sizeof(when));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(doc, sizeof(doc),
+		 "{\"source_type\": \"https\", \"scope\": \"%s\", "
+		 "\"expires_at\": \"%s\", \"bearer_token\": \"%s\"}\n",
+		 scope, when, tok);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(doc, fp);
+	fclose(fp);
+	chmod(path, 0600);
+}
+
+/*
+ * DESIGN §11: "a mirror gets a credential only when a credential's own
+ * scope matches the mirror URL". The source has a credential (and uses
+ * it); a mirror whose URL no scope matches gets no Authorization; one
+ * whose URL a scope matches gets that credential's token; a mirror with a
+ * credential that redirects to another host sends it to itself only, even
+ * though the source's scope covers the URL it redirects to.
+ */
+static void test_mirror_own_credential(void **state)
+{
+	struct mfx *m = mfx_of(state);
+	struct fixture *f = m->f;
+	char creds[300], scope[128];
+	char *mirrors[] = { mirror_url(&f->a, "/ok/none/{hex}?k=nocred"),
+			    mirror_url(&f->a, "/bearer/v2/{digest}?tok=mirror-tok-77&k=cred"),
+			    NULL };
+	struct pol_config cfg;
+	struct src_ctx *ctx;
+	int o0, v0, a0;
+	struct src *s;
+
+	snprintf(creds, sizeof(creds), "%s/creds", f->dir);
+	mkdir(creds, 0700);
+	snprintf(scope, sizeof(scope), "http://127.0.0.1:%u/ok/", f->b.port);
+	bearer_file(creds, "source.json", scope, "source-tok-55");
+	snprintf(scope, sizeof(scope), "http://127.0.0.1:%u/bearer/",
+		 f->a.port);
+	bearer_file(creds, "mirror.json", scope, "mirror-tok-77");
+	snprintf(scope, sizeof(scope), "http://127.0.0.1:%u/redirect/",
+		 f->a.port);
+	bearer_file(creds, "redirect.json", scope, "redirect-tok-31");
+	set_origin(m, "credsrc");
+	test_cfg(&cfg);
+	cfg.fetch_retries = 1;
+	cfg.credentials_dir = creds;
+	cfg.credentials_max_lifetime_ms = 12ULL * 3600 * 1000;
+	cfg.credentials_helper_timeout_ms = 2000;
+	cfg.mirrors = mirrors;
+	cfg.n_mirrors = 2;
+	assert_int_equal(src_ctx_new(&cfg, NULL, &ctx), 0);
+
+	/* The second mirror serves, with its own token only. */
+	o0 = origin_gets(f);
+	assert_int_equal(src_open(ctx, &m->r, &s), 0);
+	assert_int_equal(fetch(s, 0, BLOB_SIZE, f->blob, NULL, 0), 0);
+	assert_int_equal(src_mirrors_served(s, NULL, 0), 1);
+	src_close(s);
+	assert_true(log_count(&f->a, "k=nocred", "status=404") >= 1);
+	assert_int_equal(log_count(&f->a, "k=nocred", "auth=1"), 0);
+	assert_true(log_count(&f->a, "k=cred ", "status=206") >= 1);
+	assert_int_equal(log_count(&f->a, "k=cred ", "auth=0"), 0);
+	assert_int_equal(log_count(&f->a, "k=cred ", "status=401"), 0);
+	assert_int_equal(origin_gets(f), o0);
+
+	/* Every mirror fails: the source is asked, with its own credential. */
+	mirrors[1] = NULL;
+	cfg.n_mirrors = 1;
+	src_ctx_free(ctx);
+	assert_int_equal(src_ctx_new(&cfg, NULL, &ctx), 0);
+	assert_int_equal(src_open(ctx, &m->r, &s), 0);
+	assert_int_equal(fetch(s, 0, BLOB_SIZE, f->blob, NULL, 0), 0);
+	assert_int_equal(src_mirrors_served(s, NULL, 0), 0);
+	src_close(s);
+	assert_true(log_count(&f->b, "k=credsrc", "auth=1") >= 1);
+	assert_int_equal(log_count(&f->b, "k=credsrc", "auth=0"), 0);
+	assert_int_equal(log_count(&f->a, "k=nocred", "auth=1"), 0);
+	src_ctx_free(ctx);
+
+	/*
+	 * A mirror with a credential redirects to the source's host: the
+	 * token goes to the mirror, nothing to the other host, although
+	 * the source's scope covers that URL.
+	 */
+	mirrors[0] = mirror_url(&f->a, "/redirect/v2/{digest}?k=rdc&to=127.0.0.1:");
+	snprintf(mirrors[0] + strlen(mirrors[0]), 16, "%u", f->b.port);
+	v0 = log_count(&f->b, "GET /ok/v2/sha256:", "status=206");
+	a0 = log_count(&f->b, "/ok/v2/sha256:", "auth=1");
+	assert_int_equal(src_ctx_new(&cfg, NULL, &ctx), 0);
+	assert_int_equal(src_open(ctx, &m->r, &s), 0);
+	assert_int_equal(fetch(s, 0, BLOB_SIZE, f->blob, NULL, 0), 0);
+	assert_int_equal(src_mirrors_served(s, NULL, 0), 1);
+	src_close(s);
+	src_ctx_free(ctx);
+	assert_int_equal(log_count(&f->a, "k=rdc", "status=302"), 1);
+	assert_int_equal(log_count(&f->a, "k=rdc", "auth=1"), 1);
+	assert_int_equal(log_count(&f->b, "GET /ok/v2/sha256:", "status=206"),
+			 v0 + 1);
+	assert_int_equal(log_count(&f->b, "/ok/v2/sha256:", "auth=1"), a0);
+}
+
 /* Also: without size_bytes, the size comes from the source. */
 static void test_size_mismatch_skips_mirror(void **state)
 {
@@ -472,6 +586,7 @@ int main(void)
 		cmocka_unit_test(test_stall_hands_over),
 		cmocka_unit_test(test_norange_mirror),
 		cmocka_unit_test(test_no_credential_no_proxy_redirect),
+		cmocka_unit_test(test_mirror_own_credential),
 		cmocka_unit_test(test_size_mismatch_skips_mirror),
 		cmocka_unit_test(test_blame_and_backoff),
 		cmocka_unit_test(test_close_cancels_mirror_ranges),
