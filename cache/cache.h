@@ -338,6 +338,34 @@ struct cache_counters {
 /* Copies the counters (relaxed atomic loads; no lock). */
 void cache_get_counters(struct cache *c, struct cache_counters *out);
 
+/*
+ * Documents of other rooms kept in the index (DESIGN §3: the control
+ * plane's registrations and policy last seen, kept across restarts), so
+ * that one LMDB environment holds the node's state. The cache does not
+ * look inside: a document is opaque bytes under a name (1..255 bytes, no
+ * NUL), at most CACHE_DOC_MAX bytes. Every call is one short transaction.
+ */
+#define CACHE_DOC_MAX	((size_t)64 << 20)
+
+/* Stores (replaces) the document name. Returns 0, -EINVAL, -ENOSPC, -errno. */
+int cache_doc_put(struct cache *c, const char *name, const void *buf,
+		  size_t len);
+/*
+ * Reads the document name into a new buffer (*buf, NUL-terminated past
+ * *len; caller frees). Returns 0, -ENOENT or -errno.
+ */
+int cache_doc_get(struct cache *c, const char *name, char **buf,
+		  size_t *len);
+/* Deletes the document name. Returns 0 or -ENOENT. */
+int cache_doc_del(struct cache *c, const char *name);
+/*
+ * Calls fn with the name of every document whose name starts with prefix
+ * (in name order); stops at a non-zero return, which is returned. fn may
+ * not call into the cache (the read transaction is open).
+ */
+int cache_doc_names(struct cache *c, const char *prefix,
+		    int (*fn)(void *arg, const char *name), void *arg);
+
 /* Path of the data file for d into buf. Returns buf, or NULL if too small. */
 char *cache_blob_path(struct cache *c, const struct pol_digest *d, char *buf,
 		      size_t len);

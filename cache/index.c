@@ -85,6 +85,8 @@ int idx_open(struct idx *x, const char *dir)
 		rc = mdb_dbi_open(txn, "fails", MDB_CREATE, &x->fails);
 	if (!rc)
 		rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &x->meta);
+	if (!rc)
+		rc = mdb_dbi_open(txn, "docs", MDB_CREATE, &x->docs);
 	if (rc) {
 		mdb_txn_abort(txn);
 		af_err("cache index: %s: %s", dir, mdb_strerror(rc));

@@ -1,7 +1,7 @@
 /*
  * index_int.h - the LMDB index of the cache (DESIGN §6), private to cache/.
  *
- * Five named databases in <dir>/index/:
+ * Six named databases in <dir>/index/:
  *   "blobs"   digest string -> blob record (idx_rec, versioned encoding)
  *   "chunks"  digest string + big-endian u64 chunk index -> xxh3-64 (u64);
  *             presence of the key means the chunk's bytes are in the data
@@ -15,6 +15,8 @@
  *             (quarantine, eviction, gc), with "drop" + big-endian u64 ->
  *             'q' (quarantined) or 'e' (dropped intact) + digest string,
  *             the last IDX_DROP_LOG of them
+ *   "docs"    name -> opaque document of another room (cache_doc_put:
+ *             the control plane's last answers, kept for outages)
  *
  * LMDB values are valid only inside their transaction: every getter here
  * copies out. Write transactions are serialized by LMDB itself (its writer
@@ -47,6 +49,7 @@ struct idx {
 	MDB_dbi leases;
 	MDB_dbi fails;
 	MDB_dbi meta;
+	MDB_dbi docs;
 	/*
 	 * The write txn open in this process and its thread (LMDB allows one
 	 * at a time per environment): idx_write_held() lets hashing assert

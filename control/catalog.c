@@ -1,7 +1,8 @@
 /*
  * catalog.c - the catalog (catalog.h): snapshots of registrations and
  * policy, loaded from the embedded file registry (DESIGN §3) and the
- * policy file (§4); reloaded on SIGHUP and when the files change.
+ * policy file (§4), or from the control plane's API (remote.c); reloaded
+ * on SIGHUP, when the files change, or polled.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,15 +27,24 @@
 
 /* Longest wait between two looks at the files, whatever refresh says. */
 #define CTL_POLL_MAX_MS	3600000
+/* Records confirmed by a probe and not yet in a listing, at most. */
+#define CTL_EXTRAS_MAX	1024
 
 struct ctl_snap {
 	struct ctl_proj *projs;		/* sorted by name */
 	const char **names;		/* projs[i].name, for ctl_snap_projects */
 	size_t n_projs;
 	size_t count;			/* records over all projects */
+	struct ctl_part *extras;	/* pol_registry confirmed by probes, or NULL */
 	struct ctl_part *pol_part;	/* NULL: no policy, deny everything */
 	uint64_t generation;
 	int refs;			/* __atomic */
+};
+
+/* A record a probe confirmed, kept until a later listing answers. */
+struct ctl_extra {
+	struct pol_registration *r;
+	long long fetched_ms;		/* monotonic: when it was asked */
 };
 
 struct ctl_catalog {
@@ -46,14 +57,24 @@ struct ctl_catalog {
 	struct ctl_snap *cur;		/* lock; never NULL */
 	uint64_t next_gen;		/* lock */
 
-	/* What the next snapshot is made of; publishing reads them. */
+	/*
+	 * What the next snapshot is made of. Publishing builds a snapshot
+	 * from these under state_lock, so a probe and a poll never undo each
+	 * other's work.
+	 */
 	pthread_mutex_t state_lock;
 	struct ctl_proj *projs;		/* state_lock; sorted by name */
 	size_t n_projs;			/* state_lock */
 	struct ctl_part *pol_part;	/* state_lock */
+	struct ctl_extra *extras;	/* state_lock */
+	size_t n_extras;		/* state_lock */
 
 	/* Loads one at a time: the reload thread, or the initial load. */
 	pthread_mutex_t load_lock;
+	struct ctl_remote *remote;	/* NULL: registry from files */
+	struct ctl_probes *probes;	/* with remote only */
+	bool reachable;			/* load_lock: the last load reached the API */
+	bool stopped;			/* load_lock */
 	uint64_t fingerprint;		/* load_lock */
 	unsigned problems;		/* load_lock: counted while loading */
 
@@ -210,6 +231,8 @@ const struct pol_registration *ctl_snap_find(const struct ctl_snap *s,
 
 	if (p)
 		r = pol_registry_find(p->part->obj, project, name, digest);
+	if (!r && p && s->extras)
+		r = pol_registry_find(s->extras->obj, project, name, digest);
 	return r;
 }
 
@@ -232,6 +255,7 @@ static void snap_free(struct ctl_snap *s)
 {
 	ctl_projs_free(s->projs, s->n_projs);
 	free(s->names);
+	ctl_part_put(s->extras);
 	ctl_part_put(s->pol_part);
 	free(s);
 }
@@ -253,6 +277,38 @@ struct ctl_snap *ctl_catalog_snap(struct ctl_catalog *c)
 	return s;
 }
 
+/* The extras as one registry part (copies), or NULL when none. */
+static int extras_part(struct ctl_catalog *c, struct ctl_part **out)
+{
+	struct pol_registration **v;
+	struct pol_registry *g;
+	int rc;
+
+	*out = NULL;
+	if (c->n_extras == 0)
+		return 0;
+	v = calloc(c->n_extras, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n_extras; i++) {
+		v[i] = pol_registration_dup(c->extras[i].r);
+		if (!v[i]) {
+			for (size_t k = 0; k < i; k++)
+				pol_registration_free(v[k]);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	rc = pol_registry_from(v, c->n_extras, NULL, NULL, &g);
+	free(v);
+	if (rc < 0)
+		return rc;
+	/* Before anyone reads them, as every new part (DESIGN §12). */
+	pol_registry_attest(g, c->pol_part ? c->pol_part->obj : NULL, NULL);
+	*out = ctl_part_registry(g);
+	return *out ? 0 : -ENOMEM;
+}
+
 /*
  * Publishes a snapshot of the current components; state_lock held.
  * Returns 0 or -ENOMEM (the old snapshot stays).
@@ -265,7 +321,7 @@ static int publish_locked(struct ctl_catalog *c)
 		return -ENOMEM;
 	s->projs = projs_dup(c->projs, c->n_projs);
 	s->names = calloc(c->n_projs ? c->n_projs : 1, sizeof(*s->names));
-	if (!s->projs || !s->names) {
+	if (!s->projs || !s->names || extras_part(c, &s->extras) < 0) {
 		if (s->projs)
 			ctl_projs_free(s->projs, c->n_projs);
 		free(s->names);
@@ -334,6 +390,12 @@ int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
 		rc = -errno;
 		goto out_free;
 	}
+	c->reachable = true;
+	if (cfg->registry_url) {
+		rc = ctl_remote_new(cfg, report_log, c, &c->remote);
+		if (rc < 0)
+			goto out_free;
+	}
 	*out = c;
 	return 0;
 
@@ -351,8 +413,10 @@ void ctl_catalog_on_problem(struct ctl_catalog *c, ctl_problem_fn fn,
 
 void ctl_catalog_set_store(struct ctl_catalog *c, struct cache *store)
 {
-	(void)c;
-	(void)store;	/* nothing kept yet: the registry comes from files */
+	pthread_mutex_lock(&c->load_lock);
+	if (c->remote)
+		ctl_remote_set_store(c->remote, c->stopped ? NULL : store);
+	pthread_mutex_unlock(&c->load_lock);
 }
 
 void ctl_catalog_stop(struct ctl_catalog *c)
@@ -367,6 +431,13 @@ void ctl_catalog_stop(struct ctl_catalog *c)
 		pthread_join(c->thread, NULL);
 		c->started = false;
 	}
+	ctl_probes_free(c->probes);
+	c->probes = NULL;
+	pthread_mutex_lock(&c->load_lock);
+	c->stopped = true;
+	if (c->remote)
+		ctl_remote_set_store(c->remote, NULL);
+	pthread_mutex_unlock(&c->load_lock);
 }
 
 void ctl_catalog_free(struct ctl_catalog *c)
@@ -374,6 +445,7 @@ void ctl_catalog_free(struct ctl_catalog *c)
 	if (!c)
 		return;
 	ctl_catalog_stop(c);
+	ctl_remote_free(c->remote);
 	if (c->pipe[0] >= 0)
 		close(c->pipe[0]);
 	if (c->pipe[1] >= 0)
@@ -382,6 +454,9 @@ void ctl_catalog_free(struct ctl_catalog *c)
 		ctl_snap_put(c->cur);
 	ctl_projs_free(c->projs, c->n_projs);
 	ctl_part_put(c->pol_part);
+	for (size_t i = 0; i < c->n_extras; i++)
+		pol_registration_free(c->extras[i].r);
+	free(c->extras);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->state_lock);
 	pthread_mutex_destroy(&c->load_lock);
@@ -424,7 +499,10 @@ next:
 	free(ents);
 }
 
-/* A cheap fingerprint of the registry folder and the policy file. */
+/*
+ * A cheap fingerprint of the registry folder (unless the registry is
+ * remote) and the policy file.
+ */
 static uint64_t files_fingerprint(const struct ctl_catalog *c)
 {
 	const struct pol_config *cfg = c->cfg;
@@ -435,7 +513,7 @@ static uint64_t files_fingerprint(const struct ctl_catalog *c)
 	if (!st)
 		return 0;
 	XXH3_64bits_reset(st);
-	if (cfg->registry_dir)
+	if (cfg->registry_dir && !c->remote)
 		fingerprint_walk(cfg->registry_dir, st, 0);
 	if (cfg->policy_file && stat(cfg->policy_file, &sb) == 0) {
 		XXH3_64bits_update(st, &sb.st_mtim, sizeof(sb.st_mtim));
@@ -578,14 +656,85 @@ static size_t projs_count(const struct ctl_proj *v, size_t n)
 	return total;
 }
 
-/* One load; load_lock held. *published: a new snapshot went out. */
-static int load_locked(struct ctl_catalog *c, bool initial, bool *published)
+/*
+ * Drops the extras a listing answered after they were confirmed (the
+ * listing is the authority now) or whose project went; state_lock held.
+ */
+static void extras_prune_locked(struct ctl_catalog *c)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < c->n_extras; i++) {
+		struct ctl_extra *e = &c->extras[i];
+		bool keep = false;
+
+		if (c->remote) {
+			long long at = ctl_remote_listed_at(c->remote,
+							    e->r->project);
+
+			keep = at >= 0 && at < e->fetched_ms;
+		}
+		if (keep) {
+			c->extras[k++] = *e;
+			continue;
+		}
+		pol_registration_free(e->r);
+	}
+	c->n_extras = k;
+}
+
+/*
+ * The registry from the control plane: what the store kept (initial), and
+ * what a poll brings (network). *have_reg / *have_policy: a new state to
+ * publish (the policy too unless policy.file is set).
+ */
+static int load_remote(struct ctl_catalog *c, bool initial, bool network,
+		       struct ctl_proj **projs, size_t *n_projs,
+		       struct ctl_part **pol_part, bool *have_reg,
+		       bool *have_policy)
+{
+	bool remote_policy = !c->cfg->policy_file, changed = false, down;
+	int rc;
+
+	if (initial && ctl_remote_restore(c->remote) > 0)
+		af_info("registry: restored the control plane's last answers from the cache index");
+	if (network) {
+		rc = ctl_remote_poll(c->remote, &changed);
+		down = rc < 0 && rc != -EPROTO;
+		c->reachable = !down;
+		__atomic_store_n(&c->stat_last_failed, down, __ATOMIC_RELAXED);
+		if (!down)
+			__atomic_store_n(&c->stat_last_success_s,
+					 af_wall_ms() / 1000, __ATOMIC_RELAXED);
+	}
+	if (!initial && !changed)
+		return 0;
+	rc = ctl_remote_projects(c->remote, projs, n_projs);
+	if (rc < 0)
+		return rc;
+	*have_reg = true;
+	if (remote_policy) {
+		ctl_part_put(*pol_part);
+		*pol_part = ctl_remote_policy(c->remote);
+		*have_policy = true;
+	}
+	return 0;
+}
+
+/*
+ * One load; load_lock held. network: with registry.url, ask the control
+ * plane (else only what the store kept, on an initial load). *published:
+ * a new snapshot went out.
+ */
+static int load_locked(struct ctl_catalog *c, bool initial, bool network,
+		       bool *published)
 {
 	const struct pol_config *cfg = c->cfg;
 	struct ctl_part *pol_part = NULL;
 	struct ctl_proj *projs = NULL;
 	size_t n_projs = 0;
 	bool have_policy = false, have_reg = false;
+	const char *from = c->remote ? cfg->registry_url : cfg->registry_dir;
 	char reason[160];
 	int rc;
 
@@ -600,37 +749,53 @@ static int load_locked(struct ctl_catalog *c, bool initial, bool *published)
 		have_policy = rc > 0;
 		if (have_policy && !pol_part)
 			goto out_oom;
-	} else if (initial) {
+	} else if (initial && !c->remote) {
 		af_warn("policy: no [policy] file configured: every open is denied (fail closed)");
 	}
 
-	rc = load_registry_dir(c, &projs, &n_projs);
-	if (rc == -ENOMEM)
-		goto out_oom;
-	if (rc < 0) {
-		/*
-		 * The folder itself could not be read (replaced, remounted,
-		 * a permission hiccup): keep what the node knew rather than
-		 * unregister everything at once.
-		 */
-		pthread_mutex_lock(&c->state_lock);
-		af_err("registry: %s: %s (keeping the %zu registrations loaded before)",
-		       cfg->registry_dir, af_strerror(rc),
-		       projs_count(c->projs, c->n_projs));
-		pthread_mutex_unlock(&c->state_lock);
+	if (c->remote) {
+		rc = load_remote(c, initial, network, &projs, &n_projs,
+				 &pol_part, &have_reg, &have_policy);
+		if (rc < 0)
+			goto out_oom;
+		if (!have_reg && !have_policy)
+			return 0;	/* nothing changed: no new snapshot */
 	} else {
-		have_reg = true;
+		rc = load_registry_dir(c, &projs, &n_projs);
+		if (rc == -ENOMEM)
+			goto out_oom;
+		if (rc < 0) {
+			/*
+			 * The folder itself could not be read (replaced,
+			 * remounted, a permission hiccup): keep what the node
+			 * knew rather than unregister everything at once.
+			 */
+			pthread_mutex_lock(&c->state_lock);
+			af_err("registry: %s: %s (keeping the %zu registrations loaded before)",
+			       cfg->registry_dir, af_strerror(rc),
+			       projs_count(c->projs, c->n_projs));
+			pthread_mutex_unlock(&c->state_lock);
+		} else {
+			have_reg = true;
+		}
+		__atomic_store_n(&c->stat_last_failed, !have_reg,
+				 __ATOMIC_RELAXED);
+		if (have_reg)
+			__atomic_store_n(&c->stat_last_success_s,
+					 af_wall_ms() / 1000, __ATOMIC_RELAXED);
 	}
 
 	pthread_mutex_lock(&c->state_lock);
 	if (have_reg) {
 		bind_new_parts_locked(c, projs, n_projs,
-				      have_policy ? pol_part->obj :
+				      have_policy ?
+				      (pol_part ? pol_part->obj : NULL) :
 				      c->pol_part ? c->pol_part->obj : NULL);
 		ctl_projs_free(c->projs, c->n_projs);
 		c->projs = projs;
 		c->n_projs = n_projs;
 		projs = NULL;
+		extras_prune_locked(c);
 	}
 	if (have_policy) {
 		ctl_part_put(c->pol_part);
@@ -639,7 +804,6 @@ static int load_locked(struct ctl_catalog *c, bool initial, bool *published)
 	}
 	snprintf(reason, sizeof(reason), "%zu registrations, %u problems",
 		 projs_count(c->projs, c->n_projs), c->problems);
-	__atomic_store_n(&c->stat_last_failed, !have_reg, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->stat_registrations,
 			 (uint64_t)projs_count(c->projs, c->n_projs),
 			 __ATOMIC_RELAXED);
@@ -648,17 +812,19 @@ static int load_locked(struct ctl_catalog *c, bool initial, bool *published)
 	if (rc < 0)
 		goto out_oom;
 	*published = true;
+	if (c->probes && have_reg)
+		ctl_probes_clear_negative(c->probes);
 	if (have_reg) {
-		__atomic_store_n(&c->stat_last_success_s, af_wall_ms() / 1000,
-				 __ATOMIC_RELAXED);
-		af_info("registry: loaded %s from %s", reason, cfg->registry_dir);
+		af_info("registry: loaded %s from %s", reason, from);
 		audit_emit(c->audit, &(struct audit_event){
 			.event = "registry_loaded", .reason = reason,
 		});
 	}
-	if (have_policy)
+	if (have_policy && (cfg->policy_file || c->pol_part))
 		audit_emit(c->audit, &(struct audit_event){
-			.event = "policy_loaded", .reason = cfg->policy_file,
+			.event = "policy_loaded",
+			.reason = cfg->policy_file ? cfg->policy_file :
+						     "control plane",
 		});
 	return 0;
 
@@ -675,9 +841,33 @@ int ctl_catalog_load(struct ctl_catalog *c, bool initial)
 	int rc;
 
 	pthread_mutex_lock(&c->load_lock);
-	rc = load_locked(c, initial, &published);
+	rc = load_locked(c, initial, !initial, &published);
 	pthread_mutex_unlock(&c->load_lock);
 	return rc;
+}
+
+int ctl_catalog_sync(struct ctl_catalog *c)
+{
+	bool published;
+	int rc = 0;
+
+	if (!c->remote)
+		return 0;
+	pthread_mutex_lock(&c->load_lock);
+	if (!c->stopped)
+		rc = load_locked(c, false, true, &published);
+	pthread_mutex_unlock(&c->load_lock);
+	return rc;
+}
+
+bool ctl_catalog_reachable(struct ctl_catalog *c)
+{
+	bool r;
+
+	pthread_mutex_lock(&c->load_lock);
+	r = c->reachable;
+	pthread_mutex_unlock(&c->load_lock);
+	return r;
 }
 
 void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out)
@@ -689,6 +879,59 @@ void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out)
 	out->registrations = __atomic_load_n(&c->stat_registrations,
 					     __ATOMIC_RELAXED);
 	out->loads = __atomic_load_n(&c->stat_loads, __ATOMIC_RELAXED);
+}
+
+/* ---- probes ------------------------------------------------------------- */
+
+/* A record a probe confirmed: into the extras and a new snapshot. */
+static bool probe_found(void *arg, const struct pol_registration *r,
+			long long fetched_ms)
+{
+	struct ctl_catalog *c = arg;
+	struct pol_registration *d = pol_registration_dup(r);
+	bool ok = false;
+
+	if (!d)
+		return false;
+	pthread_mutex_lock(&c->state_lock);
+	for (size_t i = 0; i < c->n_extras; i++) {
+		struct ctl_extra *e = &c->extras[i];
+
+		if (strcmp(e->r->project, r->project) == 0 &&
+		    strcmp(e->r->name, r->name) == 0 &&
+		    strcmp(e->r->digest.str, r->digest.str) == 0) {
+			pol_registration_free(e->r);
+			e->r = d;
+			e->fetched_ms = fetched_ms;
+			d = NULL;
+			break;
+		}
+	}
+	if (d && c->n_extras < CTL_EXTRAS_MAX) {
+		struct ctl_extra *v = realloc(c->extras,
+					      (c->n_extras + 1) * sizeof(*v));
+
+		if (v) {
+			c->extras = v;
+			v[c->n_extras].r = d;
+			v[c->n_extras].fetched_ms = fetched_ms;
+			c->n_extras++;
+			d = NULL;
+		}
+	}
+	if (!d)
+		ok = publish_locked(c) == 0;
+	pthread_mutex_unlock(&c->state_lock);
+	pol_registration_free(d);
+	return ok;
+}
+
+int ctl_catalog_probe(struct ctl_catalog *c, const char *project,
+		      const char *name, const char *digest, long wait_ms)
+{
+	if (!c->probes)
+		return -ENOENT;
+	return ctl_probes_ask(c->probes, project, name, digest, wait_ms);
 }
 
 /* ---- the reload thread -------------------------------------------------- */
@@ -714,20 +957,48 @@ int ctl_catalog_reload_fd(const struct ctl_catalog *c)
 	return c->pipe[1];
 }
 
+/*
+ * The wait before the next poll of the control plane: registry.refresh
+ * less a random tenth at most, so a fleet started together does not poll
+ * in step, and a change still shows within one interval.
+ */
+static long long next_poll_delay(const struct pol_config *cfg)
+{
+	uint64_t ms = cfg->registry_refresh_ms, jitter = ms / 10, rnd = 0;
+
+	if (ms == 0 || ms > CTL_POLL_MAX_MS)
+		ms = ms ? CTL_POLL_MAX_MS : 30000;
+	if (jitter > 0 && getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) ==
+	    (ssize_t)sizeof(rnd))
+		ms -= rnd % (jitter + 1);
+	return (long long)ms;
+}
+
 static void *reload_main(void *arg)
 {
 	struct ctl_catalog *c = arg;
 	uint64_t ms = c->cfg->registry_refresh_ms;
-	int timeout = (int)(ms > CTL_POLL_MAX_MS ? CTL_POLL_MAX_MS : ms);
+	int file_timeout = (int)(ms > CTL_POLL_MAX_MS ? CTL_POLL_MAX_MS : ms);
+	long long next_poll = af_now_ms() + next_poll_delay(c->cfg);
 
-	if (timeout <= 0)
-		timeout = 30000;
+	if (file_timeout <= 0)
+		file_timeout = 30000;
 	for (;;) {
 		struct pollfd p = { .fd = c->pipe[0], .events = POLLIN };
 		const char *why = NULL;
-		bool published = false;
-		int n = poll(&p, 1, timeout);
+		int timeout = file_timeout, n;
+		long long now = af_now_ms();
+		bool published = false, files = false;
 
+		if (c->remote) {
+			long long left = next_poll - now;
+
+			if (left < 0)
+				left = 0;
+			if (left < timeout)
+				timeout = (int)left;
+		}
+		n = poll(&p, 1, timeout);
 		if (n > 0) {
 			char buf[16];
 			ssize_t got = read(c->pipe[0], buf, sizeof(buf));
@@ -738,17 +1009,26 @@ static void *reload_main(void *arg)
 				why = "signal";
 			}
 		}
+		now = af_now_ms();
 		pthread_mutex_lock(&c->load_lock);
+		files = c->cfg->policy_file || !c->remote;
 		if (why) {
 			af_info("SIGHUP: reloading registry and policy");
-		} else if (files_fingerprint(c) != c->fingerprint) {
+		} else if (c->remote && now >= next_poll) {
+			why = "poll";
+		} else if (files && files_fingerprint(c) != c->fingerprint) {
 			af_info("registry or policy changed: reloading");
 			why = "change";
 		}
-		if (why)
-			load_locked(c, false, &published);
+		if (why) {
+			/* Polls start every interval, whatever one lasts. */
+			if (c->remote && strcmp(why, "change") != 0)
+				next_poll = now + next_poll_delay(c->cfg);
+			load_locked(c, false, true, &published);
+		}
 		pthread_mutex_unlock(&c->load_lock);
-		if (why && c->on_reload)
+		if (why && (published || strcmp(why, "signal") == 0) &&
+		    c->on_reload)
 			c->on_reload(c->on_reload_arg, why);
 	}
 }
@@ -759,6 +1039,17 @@ int ctl_catalog_start(struct ctl_catalog *c)
 
 	if (c->started)
 		return -EALREADY;
+	if (c->remote && !c->probes) {
+		rc = ctl_probes_new(c->cfg, c->remote, probe_found, c,
+				    &c->probes);
+		if (rc == 0)
+			rc = ctl_probes_start(c->probes);
+		if (rc < 0) {
+			ctl_probes_free(c->probes);
+			c->probes = NULL;
+			return rc;
+		}
+	}
 	rc = pthread_create(&c->thread, NULL, reload_main, c);
 	if (rc)
 		return -rc;

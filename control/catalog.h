@@ -69,9 +69,10 @@ const struct pol_registration *ctl_snap_channel(const struct ctl_snap *s,
 
 /*
  * Creates an empty catalog (no registration, no policy) for cfg. cfg and
- * audit (may be NULL) must outlive it. The registrations come from
- * registry.dir (the control plane's API, registry.url, is issue 9's next
- * step). Returns 0 and *out, or -ENOMEM.
+ * audit (may be NULL) must outlive it. With registry.url set, the
+ * registrations (and the policy, unless policy.file is set) come from the
+ * control plane's API (DESIGN §3); otherwise from registry.dir. Returns 0
+ * and *out, or -ENOMEM.
  */
 int ctl_catalog_new(const struct pol_config *cfg, struct audit *audit,
 		    struct ctl_catalog **out);
@@ -91,23 +92,37 @@ void ctl_catalog_on_problem(struct ctl_catalog *c, ctl_problem_fn fn,
 			    void *arg);
 
 /*
- * The cache whose index keeps what the catalog must remember across
- * restarts (the control plane's answers, DESIGN §3 outage); NULL: none.
- * Unused while the registry comes from files.
+ * The cache whose index keeps the control plane's last answers (DESIGN
+ * §3 outage: across restarts too); NULL: none. The catalog only stores
+ * and reads documents through it (cache_doc_*). May be changed at any
+ * time; the cache must stay open until it is replaced or the catalog
+ * stopped.
  */
 void ctl_catalog_set_store(struct ctl_catalog *c, struct cache *store);
 
 /*
  * Loads registry and policy now, on the calling thread, and publishes
  * them. initial == true: a policy file that cannot be loaded is an error
- * (the mount must not start on a broken policy). Later loads keep the last
- * good policy file, and the last good registry when the registry folder
+ * (the mount must not start on a broken policy); with registry.url, only
+ * what the store kept is loaded (no network: a daemon with run_as reads
+ * nothing from the network before it drops its privileges); call
+ * ctl_catalog_sync next. Later loads keep the last good policy file, and
+ * the last good registry when the registry folder or the control plane
  * cannot be read (a transient error never empties what the node knows);
- * both say so loudly. Audits
- * registry_loaded / policy_loaded. Returns 0, or a negative error
- * (initial load only).
+ * both say so loudly. Audits registry_loaded / policy_loaded. Returns 0,
+ * or a negative error (initial load only).
  */
 int ctl_catalog_load(struct ctl_catalog *c, bool initial);
+/*
+ * With registry.url: asks the control plane now, on the calling thread
+ * (bounded by the [fetch] timeouts), and publishes what changed. A control
+ * plane that cannot be reached or refuses the token is logged loudly, not
+ * an error: the node serves what it kept. Without registry.url: nothing.
+ * Returns 0 or -ENOMEM.
+ */
+int ctl_catalog_sync(struct ctl_catalog *c);
+/* Whether the last load reached the control plane (always true without). */
+bool ctl_catalog_reachable(struct ctl_catalog *c);
 /*
  * Called on the reload thread after each load that published a new
  * snapshot; why is "signal" (SIGHUP), "change" (files changed) or
@@ -117,14 +132,18 @@ typedef void (*ctl_reload_fn)(void *arg, const char *why);
 void ctl_catalog_on_reload(struct ctl_catalog *c, ctl_reload_fn fn, void *arg);
 
 /*
- * Starts the reload thread: it reloads on ctl_catalog_request_reload and
- * when the registry folder or the policy file changed (checked every
- * registry.refresh). Call once; returns 0 or -errno.
+ * Starts the reload thread (and, with registry.url, the probe thread).
+ * From files, it reloads on ctl_catalog_request_reload and when the
+ * registry folder or the policy file changed (checked every
+ * registry.refresh). From the control plane, it polls every
+ * registry.refresh (less up to a tenth, at random, so that a fleet does
+ * not poll in step; never more) and on ctl_catalog_request_reload. Call
+ * once; returns 0 or -errno.
  */
 int ctl_catalog_start(struct ctl_catalog *c);
 /*
- * Stops the thread and forgets the store; the snapshots stay. Call
- * before closing the store's cache. Idempotent.
+ * Stops the threads (a waiting probe is answered) and forgets the store;
+ * the snapshots stay. Call before closing the store's cache. Idempotent.
  */
 void ctl_catalog_stop(struct ctl_catalog *c);
 /* Asks the reload thread for a reload (SIGHUP). Async-signal-safe. */
@@ -148,6 +167,21 @@ struct ctl_stats {
 	uint64_t loads;			/* loads attempted */
 };
 void ctl_catalog_stats(struct ctl_catalog *c, struct ctl_stats *out);
+
+/*
+ * A lookup of project/name@digest that the current snapshot does not hold
+ * (DESIGN §3): with registry.url, asks the control plane for that one
+ * registration, waiting at most wait_ms; a registration it confirms is in
+ * the current snapshot when this returns 0. -ENOENT otherwise: not
+ * registered, not answered within wait_ms (the answer still lands for
+ * the next lookup), the control plane unreachable at the last poll, or
+ * the probe budget spent. Answers are cached (a miss for a few seconds,
+ * or until the next listing), and requests are bounded in number and
+ * rate, so a flood of wrong names costs a bounded number of requests.
+ * Without registry.url, -ENOENT at once. Called from FUSE workers.
+ */
+int ctl_catalog_probe(struct ctl_catalog *c, const char *project,
+		      const char *name, const char *digest, long wait_ms);
 
 /* The current snapshot with a reference taken. Never NULL. */
 struct ctl_snap *ctl_catalog_snap(struct ctl_catalog *c);

@@ -293,6 +293,16 @@ static struct fs_inode *lookup_in_project(struct fs_ctx *ctx, fuse_req_t req,
 		s = ctl_catalog_snap(ctx->catalog);
 		r = ctl_snap_find(s, p->project, base, d.str);
 		ctl_snap_put(s);
+		/*
+		 * Not in the last listing: the control plane is asked for
+		 * this one name (DESIGN §3), within a bounded wait.
+		 */
+		if (!r && ctl_catalog_probe(ctx->catalog, p->project, base,
+					    d.str, FS_PROBE_WAIT_MS) == 0) {
+			s = ctl_catalog_snap(ctx->catalog);
+			r = ctl_snap_find(s, p->project, base, d.str);
+			ctl_snap_put(s);
+		}
 		if (!r) {
 			fs_audit_unregistered(ctx, req, p->project, base, d.str);
 			return NULL;

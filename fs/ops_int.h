@@ -44,6 +44,12 @@ struct ctl_catalog;
  * ([a-z0-9-]{1,63}) is shorter. Above NAME_MAX (255): statfs says so.
  */
 #define FS_NAME_MAX (200 + 1 + 7 + 2 * POL_DIGEST_RAW_MAX)
+/*
+ * Longest a lookup waits for the control plane's answer about a name the
+ * last listing missed (ctl_catalog_probe); then ENOENT, and the answer
+ * still lands for the next lookup.
+ */
+#define FS_PROBE_WAIT_MS 2000
 #define FS_XATTR_PREFIX "user.artifact."
 
 struct fs_aline;

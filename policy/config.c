@@ -25,6 +25,7 @@
 enum cfg_kind {
 	CFG_PATH,
 	CFG_URL,		/* http(s)://, no userinfo, no secret query */
+	CFG_BASE_URL,		/* CFG_URL without query or fragment: paths go after it */
 	CFG_PROXY,		/* any scheme://, no userinfo */
 	CFG_SIZE,
 	CFG_CHUNK,
@@ -56,7 +57,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "cache", "max_size", CFG_SIZE, F(cache_max_size), 0, 0 },
 	{ "cache", "chunk_size", CFG_CHUNK, F(chunk_size), 0, 0 },
 	{ "registry", "dir", CFG_PATH, F(registry_dir), 0, 0 },
-	{ "registry", "url", CFG_URL, F(registry_url), 0, 0 },
+	{ "registry", "url", CFG_BASE_URL, F(registry_url), 0, 0 },
 	{ "registry", "token_file", CFG_PATH, F(registry_token_file), 0, 0 },
 	{ "registry", "refresh", CFG_DURATION, F(registry_refresh_ms), 0, 0 },
 	{ "policy", "file", CFG_PATH, F(policy_file), 0, 0 },
@@ -472,6 +473,15 @@ static bool endpoint_ok(const char *v, bool account, char *why,
 	return true;
 }
 
+bool pol_url_endpoint_ok(const char *url)
+{
+	if (!url)
+		return false;
+	if (strncasecmp(url, "https://", 8) == 0)
+		return url[8] != '\0';
+	return strncasecmp(url, "http://", 7) == 0 && host_is_loopback(url + 7);
+}
+
 static int set_string(char **slot, const char *v)
 {
 	char *d = strdup(v);
@@ -641,13 +651,21 @@ static int set_value(struct cfg_ctx *c, const struct cfg_key *k,
 				return AF_EPARSE;
 			}
 		return set_string((char **)(base + k->off), v);
+	case CFG_BASE_URL:
+		if (strpbrk(v, "?#")) {
+			cfg_fail(c, c->line,
+				 "%s: a query string or fragment is not allowed (the API paths are appended to it)",
+				 k->key);
+			return AF_EPARSE;
+		}
+		/* fall through */
 	case CFG_URL:
 	case CFG_PROXY:
-		if (!url_ok(v, k->kind == CFG_URL, why, sizeof(why))) {
+		if (!url_ok(v, k->kind != CFG_PROXY, why, sizeof(why))) {
 			cfg_fail(c, c->line, "%s: %s", k->key, why);
 			return AF_EPARSE;
 		}
-		if (k->kind == CFG_URL && strncmp(v, "http://", 7) == 0 &&
+		if (k->kind != CFG_PROXY && strncmp(v, "http://", 7) == 0 &&
 		    !host_is_loopback(v + 7)) {
 			cfg_fail(c, c->line,
 				 "%s: http:// only for a loopback address (use https://)",

@@ -116,6 +116,13 @@ int pol_config_load(const char *path, struct pol_config *cfg, char *err,
 void pol_config_release(struct pol_config *cfg);
 
 /*
+ * The endpoint rule (DESIGN §3, §5b): https://, or http:// on a loopback
+ * address only (127.0.0.0/8, [::1], localhost). For a URL a redirect
+ * leads to as much as for one from the config.
+ */
+bool pol_url_endpoint_ok(const char *url);
+
+/*
  * [metrics] listen (DESIGN §13): "IPV4:PORT", "[IPV6]:PORT",
  * "localhost:PORT", or a bare "PORT" meaning 127.0.0.1:PORT. Every
  * interface only when asked by address (0.0.0.0, [::]); ":PORT" and

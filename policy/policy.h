@@ -274,6 +274,41 @@ int pol_registry_merge(const struct pol_registry *const *parts, size_t nparts,
 int pol_registry_from(struct pol_registration **recs, size_t n,
 		      pol_report_fn report, void *arg,
 		      struct pol_registry **out);
+/*
+ * The control plane's documents (DESIGN §3). Pure parsers of outside input
+ * (fuzzed by tests/fuzz/fuzz_listing.c).
+ *
+ * pol_registry_parse_listing: GET /v1/projects/{project}/blobs, an array of
+ * registrations. Text that is not JSON, or JSON that is not an array, is
+ * AF_EPARSE with the reason in err (the caller keeps what it had). A bad
+ * record, or one of another project (when project is not NULL), is
+ * reported and skipped; duplicates as pol_registry_load_dir. Returns 0 and
+ * *out, AF_EPARSE or -ENOMEM.
+ */
+int pol_registry_parse_listing(const char *buf, size_t len,
+			       const char *origin, const char *project,
+			       pol_report_fn report, void *arg,
+			       struct pol_registry **out, char *err,
+			       size_t errlen);
+
+#define POL_API_PROJECTS_MAX	100000
+/*
+ * GET /v1/projects: an array of project names. Not JSON, not an array, or
+ * more than POL_API_PROJECTS_MAX entries: AF_EPARSE with err. An entry that is
+ * not a valid project name is reported and skipped; a name listed twice is
+ * kept once. Returns 0 with *out (sorted, distinct; pol_names_free) and *n.
+ */
+int pol_projects_parse(const char *buf, size_t len, const char *origin,
+		       pol_report_fn report, void *arg, char ***out,
+		       size_t *n, char *err, size_t errlen);
+void pol_names_free(char **v, size_t n);
+/*
+ * Whether buf is well-formed JSON at all: tells a document cut short or
+ * garbled on the way (keep what was known) from a well-formed one that
+ * says something wrong (a policy with an unknown field: fail closed).
+ */
+bool pol_json_wellformed(const char *buf, size_t len);
+
 /* An empty registry (used before anything is loaded). */
 struct pol_registry *pol_registry_new_empty(void);
 void pol_registry_free(struct pol_registry *g);

@@ -669,3 +669,156 @@ int pol_registry_from(struct pol_registration **recs, size_t n,
 	list_release(&l);
 	return ret;
 }
+
+/* Parses JSON text; reports and returns NULL when it is not JSON. */
+static json_t *load_json(const char *buf, size_t len, const char *origin,
+			 char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+			  &jerr);
+	if (!root)
+		pol_seterr(err, errlen, "%s:%d:%d: invalid JSON: %s", origin,
+			   jerr.line, jerr.column, jerr.text);
+	return root;
+}
+
+bool pol_json_wellformed(const char *buf, size_t len)
+{
+	json_t *root = buf ? load_json(buf, len, "", NULL, 0) : NULL;
+
+	json_decref(root);
+	return root != NULL;
+}
+
+int pol_registry_parse_listing(const char *buf, size_t len,
+			       const char *origin, const char *project,
+			       pol_report_fn report, void *arg,
+			       struct pol_registry **out, char *err,
+			       size_t errlen)
+{
+	struct reg_list l = { NULL, 0, 0, report, arg };
+	char sub[512], safe[POL_SAFE_BUF];
+	json_t *root, *e;
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	root = load_json(buf, len, origin, err, errlen);
+	if (!root)
+		return AF_EPARSE;
+	if (!json_is_array(root)) {
+		pol_seterr(err, errlen, "%s: not an array of registrations",
+			   origin);
+		json_decref(root);
+		return AF_EPARSE;
+	}
+	json_array_foreach(root, i, e) {
+		struct pol_registration *r;
+		char rerr[1024];
+
+		snprintf(sub, sizeof(sub), "%s[%zu]", origin, i);
+		if (pol_registration_from_json(e, sub, &r, rerr,
+					       sizeof(rerr)) < 0) {
+			if (report)
+				report(arg, rerr);
+			continue;
+		}
+		if (project && strcmp(r->project, project) != 0) {
+			reportf(&l, "%s: project \"%s\" in the listing of \"%s\", skipped",
+				sub, pol_safe(r->project, POL_SAFE_LEN, safe,
+					      sizeof(safe)), project);
+			pol_registration_free(r);
+			continue;
+		}
+		if (list_push(&l, r) < 0)
+			break;
+	}
+	json_decref(root);
+	ret = registry_build(&l, out);
+	list_release(&l);
+	return ret;
+}
+
+static int name_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void pol_names_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int pol_projects_parse(const char *buf, size_t len, const char *origin,
+		       pol_report_fn report, void *arg, char ***out,
+		       size_t *n, char *err, size_t errlen)
+{
+	struct reg_list l = { NULL, 0, 0, report, arg };
+	char **v = NULL, safe[POL_SAFE_BUF];
+	size_t i, k = 0, cnt;
+	json_t *root, *e;
+
+	*out = NULL;
+	*n = 0;
+	root = load_json(buf, len, origin, err, errlen);
+	if (!root)
+		return AF_EPARSE;
+	if (!json_is_array(root)) {
+		pol_seterr(err, errlen, "%s: not an array of project names",
+			   origin);
+		json_decref(root);
+		return AF_EPARSE;
+	}
+	cnt = json_array_size(root);
+	if (cnt > POL_API_PROJECTS_MAX) {
+		pol_seterr(err, errlen, "%s: more than %d projects", origin,
+			   POL_API_PROJECTS_MAX);
+		json_decref(root);
+		return AF_EPARSE;
+	}
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	if (!v) {
+		json_decref(root);
+		return -ENOMEM;
+	}
+	json_array_foreach(root, i, e) {
+		const char *s = json_string_value(e);
+
+		if (!s || !pol_project_valid(s)) {
+			reportf(&l, "%s[%zu]: not a valid project name (%s), skipped",
+				origin, i,
+				s ? pol_safe(s, POL_SAFE_LEN, safe, sizeof(safe)) :
+				    "not a string");
+			continue;
+		}
+		v[k] = strdup(s);
+		if (!v[k]) {
+			pol_names_free(v, k);
+			json_decref(root);
+			return -ENOMEM;
+		}
+		k++;
+	}
+	json_decref(root);
+	qsort(v, k, sizeof(*v), name_ptr_cmp);
+	/* Distinct: a name listed twice is reported once and kept once. */
+	cnt = k;
+	k = 0;
+	for (i = 0; i < cnt; i++) {
+		if (k > 0 && strcmp(v[k - 1], v[i]) == 0) {
+			reportf(&l, "%s: project \"%s\" listed twice", origin,
+				v[i]);
+			free(v[i]);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	*out = v;
+	*n = k;
+	return 0;
+}

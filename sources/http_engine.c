@@ -361,7 +361,6 @@ static void job_error_status(struct job *j)
 	j->errbody = true;
 }
 
-static bool url_same_origin(const char *a, const char *b);
 
 /*
  * The source type's check of a response head (http_src_set_check), before
@@ -374,7 +373,7 @@ static bool job_run_check(struct job *j)
 	const char *url = j->url ? j->url : hs->url;
 	struct http_resp r = {
 		.url = url,
-		.origin = url_same_origin(hs->url, url),
+		.origin = src_url_same_origin(hs->url, url),
 		.method = j->kind == JOB_HEAD ? "HEAD" : "GET",
 		.status = j->status,
 		.head = j->head ? j->head : "",
@@ -658,7 +657,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 }
 
 /* Scheme, host and port of both URLs are equal (RFC 6454 origin). */
-static bool url_same_origin(const char *a, const char *b)
+bool src_url_same_origin(const char *a, const char *b)
 {
 	static const CURLUPart parts[] = { CURLUPART_SCHEME, CURLUPART_HOST,
 					   CURLUPART_PORT };
@@ -746,7 +745,7 @@ static int job_start_attempt(struct http_engine *e, struct job *j,
 		j->range[0] = '\0';
 		break;
 	}
-	if (hs->hdr_fn != NULL && url_same_origin(hs->url, url)) {
+	if (hs->hdr_fn != NULL && src_url_same_origin(hs->url, url)) {
 		char range[64];
 
 		snprintf(range, sizeof(range), "bytes=%s", j->range);

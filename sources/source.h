@@ -134,6 +134,14 @@ void src_mirrors_blame(struct src *s);
 /* Ends every mirror's backoff (SIGHUP, like the failure backoff of §6). */
 void src_mirrors_forgive(struct src_ctx *ctx);
 
+/*
+ * Whether two absolute URLs have the same origin (RFC 6454: scheme, host
+ * and port, default ports made explicit): the test every HTTP client of
+ * ours applies before sending a credential after a redirect (DESIGN §5).
+ * False when either cannot be parsed.
+ */
+bool src_url_same_origin(const char *a, const char *b);
+
 /* Source types counted apart: indexed by enum pol_source_type (< this). */
 #define SRC_TYPE_MAX 8
 

@@ -167,6 +167,7 @@ int main(int argc, char **argv)
 		rc = cmd_upgrade(&cli, argc, argv);
 	else
 		rc = cmd_cache(&cli, argc, argv);
+	cli_release(&cli);
 	if (cli.cfg_loaded)
 		pol_config_release(&cli.cfg);
 	return rc;

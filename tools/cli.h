@@ -15,23 +15,44 @@
 #define EXIT_FAIL	1
 #define EXIT_USAGE	2
 
+struct cache;
+struct ctl_catalog;
+struct ctl_snap;
+
 struct cli {
 	const char *config_path;	/* -c, default POL_CONFIG_DEFAULT_PATH */
 	bool json;			/* --json */
 	bool log_format_given;		/* --log-format (wins over [log] format) */
 	struct pol_config cfg;		/* loaded by cli_load_config */
 	bool cfg_loaded;
+	/* cli_load_registry: what it loaded with; freed by cli_release. */
+	struct ctl_catalog *catalog;
+	struct ctl_snap *snap;
+	bool registry_down;		/* the control plane could not be read */
 };
 
 /* Loads cli->config_path into cli->cfg; prints the error. 0 or EXIT_FAIL. */
 int cli_load_config(struct cli *cli);
 
 /*
- * Loads the registry and the policy named by the config. Problems are
- * printed when verbose. Returns 0 or EXIT_FAIL (policy unreadable).
+ * Loads the registrations and the policy as the daemon does (the catalog,
+ * control/): from registry.dir and policy.file, or from the control plane
+ * (registry.url, DESIGN §3), with store (may be NULL) holding its answers
+ * kept for an outage. *reg gets one registry with every project's records
+ * (caller frees); *pol the policy (NULL when none: everything denied),
+ * valid until cli_release. Problems go to problem(arg, msg), or are
+ * printed as warnings when problem is NULL and verbose. strict: a policy
+ * file that cannot be loaded is a failure (else it is reported and the
+ * registrations still load). cli->registry_down says whether the control
+ * plane could not be read. Returns 0 or EXIT_FAIL.
  */
-int cli_load_registry(struct cli *cli, struct pol_registry **reg,
-		      struct pol_policy **pol, bool verbose);
+typedef void (*cli_problem_fn)(void *arg, const char *msg);
+int cli_load_registry(struct cli *cli, struct cache *store, bool strict,
+		      cli_problem_fn problem, void *arg, bool verbose,
+		      struct pol_registry **reg,
+		      const struct pol_policy **pol);
+/* Frees what cli_load_registry kept. */
+void cli_release(struct cli *cli);
 
 /* A REF split into its parts (DESIGN §9). */
 struct cli_ref {

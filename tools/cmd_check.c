@@ -176,7 +176,8 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 	};
 	struct check_state st = { .cli = cli };
 	struct pol_registry *reg = NULL;
-	struct pol_policy *pol = NULL;
+	struct pol_policy *file_pol = NULL;
+	const struct pol_policy *pol = NULL;
 	char err[1024], msg[1400];
 	struct stat sb;
 	int c, rc;
@@ -217,10 +218,11 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 		emit(&st, "warning",
 		     "[daemon] run_as is not set: the daemon would run as root with every capability, parsing network input (DESIGN §13)");
 	src_cred_check(&cli->cfg, (long long)time(NULL), on_cred_problem, &st);
-	if (!cli->cfg.policy_file) {
+	if (!cli->cfg.policy_file && !cli->cfg.registry_url) {
 		emit(&st, "note", "no [policy] file: every open is denied (fail closed)");
-	} else {
-		rc = pol_policy_load(cli->cfg.policy_file, &pol, err, sizeof(err));
+	} else if (cli->cfg.policy_file) {
+		rc = pol_policy_load(cli->cfg.policy_file, &file_pol, err,
+				     sizeof(err));
 		if (rc < 0) {
 			if (rc == AF_EPARSE)
 				snprintf(msg, sizeof(msg), "%s", err);
@@ -229,20 +231,29 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 					 cli->cfg.policy_file, af_strerror(rc));
 			emit(&st, "error", msg);
 		}
+		pol_policy_free(file_pol);
 	}
 
-	if (stat(cli->cfg.registry_dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+	if (!cli->cfg.registry_url &&
+	    (stat(cli->cfg.registry_dir, &sb) < 0 || !S_ISDIR(sb.st_mode))) {
 		snprintf(msg, sizeof(msg), "%s: registry dir is not a readable directory",
 			 cli->cfg.registry_dir);
 		emit(&st, "error", msg);
-		reg = pol_registry_new_empty();
-	} else if (pol_registry_load_dir(cli->cfg.registry_dir, on_registry_problem,
-					 &st, &reg) < 0) {
-		reg = pol_registry_new_empty();
 	}
-	if (!reg) {
-		pol_policy_free(pol);
+	/* As the daemon loads them (the catalog): files or the control plane. */
+	if (cli_load_registry(cli, NULL, false, on_registry_problem, &st,
+			      false, &reg, &pol)) {
+		emit_summary(&st, 0);
 		return EXIT_FAIL;
+	}
+	if (cli->registry_down) {
+		snprintf(msg, sizeof(msg),
+			 "registry.url: the control plane %s could not be read (see the message above)",
+			 cli->cfg.registry_url);
+		emit(&st, "error", msg);
+	} else if (cli->cfg.registry_url && !cli->cfg.policy_file && !pol) {
+		emit(&st, "error",
+		     "the control plane gives no valid policy (/v1/policy): every open is denied (fail closed)");
 	}
 
 	/* Each envelope checked once, as the daemon does at load. */
@@ -287,6 +298,5 @@ int cmd_check(struct cli *cli, int argc, char **argv)
 	}
 	emit_summary(&st, pol_registry_count(reg));
 	pol_registry_free(reg);
-	pol_policy_free(pol);
 	return st.errors ? EXIT_FAIL : EXIT_OK;
 }

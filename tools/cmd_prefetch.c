@@ -260,7 +260,7 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 	};
 	struct pf_state st;
 	struct pol_registry *reg = NULL;
-	struct pol_policy *pol = NULL;
+	const struct pol_policy *pol = NULL;
 	struct audit *audit = NULL;
 	struct src_ctx *srcs = NULL;
 	pthread_t threads[PREFETCH_MAX_JOBS];
@@ -325,7 +325,7 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 	}
 	if (rc == EXIT_USAGE)
 		goto out_refs;
-	if (cli_load_config(cli) || cli_load_registry(cli, &reg, &pol, false))
+	if (cli_load_config(cli))
 		goto out_refs;
 
 	st.cli = cli;
@@ -333,8 +333,27 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 	pthread_mutex_init(&st.out_lock, NULL);
 	st.items = calloc(nrefs, sizeof(*st.items));
 	if (!st.items)
-		goto out_reg;
+		goto out_cache;
 	st.n = nrefs;
+	if (audit_open(cli->cfg.audit_log, cli->cfg.audit_syslog, &audit) < 0)
+		af_warn("audit log %s cannot be opened: events go to no file",
+			cli->cfg.audit_log);
+	if (cli_run_as(cli))
+		goto out_cache;
+	if (src_ctx_new(&cli->cfg, audit, &srcs) < 0 ||
+	    cache_open(&cli->cfg, srcs, audit, &st.cache) < 0) {
+		fprintf(stderr, "artifactfs prefetch: cannot open the cache at %s\n",
+			cli->cfg.cache_dir);
+		goto out_cache;
+	}
+	/*
+	 * The registry after the drop (run_as: the control plane's answers
+	 * are parsed unprivileged) and with the cache open: during an outage
+	 * the answers it kept resolve the REFs, as in the daemon.
+	 */
+	if (cli_load_registry(cli, st.cache, true, NULL, NULL, false, &reg,
+			      &pol))
+		goto out_cache;
 	for (size_t i = 0; i < nrefs; i++) {
 		char err[512], reason[256];
 		const struct pol_registration *r;
@@ -352,18 +371,6 @@ int cmd_prefetch(struct cli *cli, int argc, char **argv)
 			continue;
 		}
 		st.items[i].reg = r;
-	}
-
-	if (audit_open(cli->cfg.audit_log, cli->cfg.audit_syslog, &audit) < 0)
-		af_warn("audit log %s cannot be opened: events go to no file",
-			cli->cfg.audit_log);
-	if (cli_run_as(cli))
-		goto out_cache;
-	if (src_ctx_new(&cli->cfg, audit, &srcs) < 0 ||
-	    cache_open(&cli->cfg, srcs, audit, &st.cache) < 0) {
-		fprintf(stderr, "artifactfs prefetch: cannot open the cache at %s\n",
-			cli->cfg.cache_dir);
-		goto out_cache;
 	}
 	if (jobs > nrefs)
 		jobs = (unsigned)nrefs;
@@ -383,10 +390,8 @@ out_cache:
 	src_ctx_free(srcs);
 	audit_close(audit);
 	pthread_mutex_destroy(&st.out_lock);
-out_reg:
 	free(st.items);
 	pol_registry_free(reg);
-	pol_policy_free(pol);
 out_refs:
 	for (size_t i = 0; i < nrefs; i++)
 		free(refs[i]);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../control/catalog.h"
 #include "../policy/af.h"
 #include "cli.h"
 #include "privsep.h"
@@ -27,44 +28,69 @@ int cli_load_config(struct cli *cli)
 
 static void print_problem(void *arg, const char *msg)
 {
-	bool *verbose = arg;
-
-	if (*verbose)
-		fprintf(stderr, "artifactfs: warning: %s\n", msg);
+	(void)arg;
+	fprintf(stderr, "artifactfs: warning: %s\n", msg);
 }
 
-int cli_load_registry(struct cli *cli, struct pol_registry **reg,
-		      struct pol_policy **pol, bool verbose)
+static void drop_problem(void *arg, const char *msg)
 {
-	char err[512];
+	(void)arg;
+	(void)msg;
+}
+
+int cli_load_registry(struct cli *cli, struct cache *store, bool strict,
+		      cli_problem_fn problem, void *arg, bool verbose,
+		      struct pol_registry **reg,
+		      const struct pol_policy **pol)
+{
+	const struct pol_registry **parts = NULL;
+	const char *const *names;
+	size_t n;
 	int rc;
 
-	*pol = NULL;
 	*reg = NULL;
-	if (cli->cfg.policy_file) {
-		rc = pol_policy_load(cli->cfg.policy_file, pol, err, sizeof(err));
-		if (rc < 0) {
-			if (rc == AF_EPARSE)
-				fprintf(stderr, "artifactfs: %s\n", err);
-			else
-				fprintf(stderr, "artifactfs: %s: %s\n",
-					cli->cfg.policy_file, af_strerror(rc));
-			return EXIT_FAIL;
-		}
-	}
-	rc = pol_registry_load_dir(cli->cfg.registry_dir, print_problem, &verbose,
-				   reg);
+	*pol = NULL;
+	cli_release(cli);
+	rc = ctl_catalog_new(&cli->cfg, NULL, &cli->catalog);
 	if (rc < 0) {
-		fprintf(stderr, "artifactfs: %s: %s\n", cli->cfg.registry_dir,
-			af_strerror(rc));
-		*reg = pol_registry_new_empty();
-		if (!*reg) {
-			pol_policy_free(*pol);
-			*pol = NULL;
-			return EXIT_FAIL;
-		}
+		fprintf(stderr, "artifactfs: %s\n", af_strerror(rc));
+		return EXIT_FAIL;
 	}
+	ctl_catalog_on_problem(cli->catalog,
+			       problem ? problem :
+			       verbose ? print_problem : drop_problem, arg);
+	ctl_catalog_set_store(cli->catalog, store);
+	/* Strict: as the mount's first load (a broken policy file fails). */
+	rc = ctl_catalog_load(cli->catalog, strict);
+	if (rc == 0 && strict)
+		rc = ctl_catalog_sync(cli->catalog);
+	ctl_catalog_set_store(cli->catalog, NULL);
+	if (rc < 0)
+		return EXIT_FAIL;
+	cli->registry_down = !ctl_catalog_reachable(cli->catalog);
+	cli->snap = ctl_catalog_snap(cli->catalog);
+	names = ctl_snap_projects(cli->snap, &n);
+	parts = calloc(n ? n : 1, sizeof(*parts));
+	if (!parts)
+		return EXIT_FAIL;
+	for (size_t i = 0; i < n; i++)
+		parts[i] = ctl_snap_project(cli->snap, names[i]);
+	rc = pol_registry_merge(parts, n, reg);
+	free(parts);
+	if (rc < 0) {
+		fprintf(stderr, "artifactfs: %s\n", af_strerror(rc));
+		return EXIT_FAIL;
+	}
+	*pol = ctl_snap_policy(cli->snap);
 	return 0;
+}
+
+void cli_release(struct cli *cli)
+{
+	ctl_snap_put(cli->snap);
+	cli->snap = NULL;
+	ctl_catalog_free(cli->catalog);
+	cli->catalog = NULL;
 }
 
 int cli_parse_ref(const char *ref, struct cli_ref *out, char *err,

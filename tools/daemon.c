@@ -124,7 +124,8 @@ static void daemon_release(struct daemon *d)
  * cannot open must fail the mount command itself, not a detached daemon
  * after "mounted" was reported; and the control plane's answers kept in
  * its index (DESIGN §3 outage) are needed now. So it is opened here
- * without sources for the load, and closed again before the fork.
+ * without sources for the load, and closed again before the fork. No
+ * network here: the control plane is asked after the drop (run_as).
  */
 static int catalog_first_load(const struct pol_config *cfg,
 			      struct ctl_catalog *cat)
@@ -830,6 +831,15 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
 	}
 	fs_set_cache(d.fs, d.cache);
 	ctl_catalog_set_store(d.catalog, d.cache);
+	/*
+	 * The control plane is asked now, as the user the daemon runs as,
+	 * before the session serves (or, in a live upgrade, while the old
+	 * daemon still does): the first listing through the mount shows what
+	 * it says (or, when it cannot be reached, what was kept).
+	 */
+	rc = ctl_catalog_sync(d.catalog);
+	if (rc < 0)
+		goto out;
 	if (adopt) {
 		rc = adopt_ready(&d, adopt, old_pid);
 		if (rc < 0)

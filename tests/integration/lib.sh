@@ -605,3 +605,70 @@ stop_slice_tier() {
 	for _ in $(seq 1 50); do kill -0 "$TIER_PID" 2>/dev/null || break; sleep 0.1; done
 	TIER_PID=""
 }
+
+# ---- the control plane (DESIGN §3): tests/tools/cpd.py on 127.0.0.1 ----
+
+CPD_PID=""
+CPD_PORT=""
+
+# start_cpd NAME ROOT [ARGS...]: a control plane serving ROOT, its port in
+# $T/NAME.port, its request log $T/NAME.log, its pid in $T/NAME.pid (and
+# EXTRA_PIDS, stopped at cleanup). For NAME "cpd" also CPD_PID, CPD_PORT.
+start_cpd() {
+	local name=$1 root=$2 pid; shift 2
+	rm -f "$T/$name.port"
+	python3 "$CPD" serve --root "$root" --port-file "$T/$name.port" \
+		--log "$T/$name.log" "$@" >>"$T/$name.out" 2>&1 &
+	pid=$!
+	EXTRA_PIDS="$EXTRA_PIDS $pid"
+	echo "$pid" >"$T/$name.pid"
+	for _ in $(seq 1 100); do [ -s "$T/$name.port" ] && break; sleep 0.05; done
+	[ -s "$T/$name.port" ] || { fail "control plane $name did not start"; return 1; }
+	if [ "$name" = cpd ]; then CPD_PID=$pid; CPD_PORT=$(cat "$T/$name.port"); fi
+	touch "$T/$name.log"
+}
+
+# stop_cpd NAME: stops it by PID (the control plane goes down).
+stop_cpd() {
+	local pid
+	pid=$(cat "$T/$1.pid" 2>/dev/null) || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	rm -f "$T/$1.pid"
+}
+
+# cp_publish: the registry folder and policy.json become the control
+# plane's documents ($T/cp), as a real control plane would serve them.
+cp_publish() {
+	python3 "$CPD" publish --from "$T/registry" --policy "$T/policy.json" --root "$T/cp"
+}
+
+# cp_world [REFRESH]: af_world, then a control plane with a token check
+# at /api, and the config pointed at it (registry.url, token_file; the
+# policy from /v1/policy, no policy file).
+cp_world() {
+	local refresh=${1:-1s}
+	af_world
+	mkdir -p "$T/cp/projects"
+	echo "tok-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" >"$T/cp-token"
+	cp "$T/cp-token" "$T/token"
+	cp_publish
+	start_cpd cpd "$T/cp" --token-file "$T/cp-token" --prefix /api || return 1
+	sed -i -e "/^\[registry\]/,/^\[/ { /^dir = /d; /^refresh = /d }" \
+		-e "/^\[policy\]/,/^\[/ { /^file = /d }" "$T/artifactfs.conf"
+	sed -i "s|^\[registry\]|[registry]\nurl = http://127.0.0.1:$CPD_PORT/api\ntoken_file = $T/token\nrefresh = $refresh|" \
+		"$T/artifactfs.conf"
+}
+
+# cpd_count PATTERN [NAME]: requests in the control plane's log matching
+# the extended regex PATTERN.
+cpd_count() {
+	grep -cE -- "$1" "$T/${2:-cpd}.log" 2>/dev/null || true
+}
+
+# audit_wait CMD...: retries the check CMD for up to 2 s (an open's audit
+# line is written right after the reply the reader already has).
+audit_wait() {
+	for _ in $(seq 1 20); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+	"$@"
+}

@@ -5,6 +5,13 @@
                  [--prefix /api] [--no-validators]
     cpd.py gen --project P --count N [--name-prefix m] [--uri-base URL]
                [--size N] [--seed S] [--lifecycle active] > listing.json
+    cpd.py publish --from REGDIR [--policy FILE] --root DIR
+
+publish turns a registry folder of the file layout (every *.json below
+REGDIR: one registration or an array) into DIR/projects/P/blobs.json, one
+listing per project (records grouped by their "project" field, in file
+order), and copies the policy to DIR/policy.json; files are replaced by
+rename, and only when their bytes change (so their ETag stays).
 
 serve answers from DIR, read at every request (so a test changes the
 control plane by writing files):
@@ -32,7 +39,7 @@ faults from DIR/faults (read at every request), one per line:
       status CODE      answer CODE with an empty body
 
 Every request is logged to --log as one line:
-    METHOD PATH STATUS auth=yes|no inm=yes|no ims=yes|no
+    METHOD PATH STATUS auth=yes|no inm=yes|no ims=yes|no t=EPOCH
 (the token itself is never logged). Stop it by PID (SIGTERM).
 """
 import argparse
@@ -66,11 +73,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def note(self, status):
         cfg = self.server.cfg
-        line = '%s %s %d auth=%s inm=%s ims=%s\n' % (
+        line = '%s %s %d auth=%s inm=%s ims=%s t=%.3f\n' % (
             self.command, self.path, status,
             'yes' if self.headers.get('Authorization') else 'no',
             'yes' if self.headers.get('If-None-Match') else 'no',
-            'yes' if self.headers.get('If-Modified-Since') else 'no')
+            'yes' if self.headers.get('If-Modified-Since') else 'no',
+            time.time())
         with cfg.lock:
             with open(cfg.log, 'a') as f:
                 f.write(line)
@@ -255,6 +263,54 @@ def gen(a):
     json.dump(recs, sys.stdout, separators=(',', ':'))
 
 
+def write_if_changed(path, data):
+    old, _ = read(path)
+    if old == data:
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'wb') as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def publish(a):
+    groups = {}
+    for dirpath, dirnames, filenames in sorted(os.walk(a.src)):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        for fn in sorted(filenames):
+            if not fn.endswith('.json') or fn.startswith('.'):
+                continue
+            try:
+                with open(os.path.join(dirpath, fn), 'rb') as f:
+                    doc = json.loads(f.read())
+            except (OSError, ValueError):
+                continue
+            for r in doc if isinstance(doc, list) else [doc]:
+                p = r.get('project') if isinstance(r, dict) else None
+                if isinstance(p, str) and re.fullmatch(r'[a-z0-9][a-z0-9-]{0,62}', p):
+                    groups.setdefault(p, []).append(r)
+    pdir = os.path.join(a.root, 'projects')
+    os.makedirs(pdir, exist_ok=True)
+    for p, recs in groups.items():
+        write_if_changed(os.path.join(pdir, p, 'blobs.json'),
+                         json.dumps(recs, indent=1).encode())
+    for p in os.listdir(pdir):
+        if p not in groups:
+            try:
+                os.unlink(os.path.join(pdir, p, 'blobs.json'))
+            except OSError:
+                pass
+            try:
+                os.rmdir(os.path.join(pdir, p))
+            except OSError:
+                pass
+    if a.policy:
+        body, _ = read(a.policy)
+        if body is not None:
+            write_if_changed(os.path.join(a.root, 'policy.json'), body)
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -274,9 +330,15 @@ def main():
     g.add_argument('--size', type=int, default=4096)
     g.add_argument('--seed', default='0')
     g.add_argument('--lifecycle', default='active')
+    b = sub.add_parser('publish')
+    b.add_argument('--from', dest='src', required=True)
+    b.add_argument('--policy')
+    b.add_argument('--root', required=True)
     a = p.parse_args()
     if a.cmd == 'serve':
         serve(a)
+    elif a.cmd == 'publish':
+        publish(a)
     else:
         gen(a)
 
