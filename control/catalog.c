@@ -75,6 +75,7 @@ struct ctl_catalog {
 	struct ctl_probes *probes;	/* with remote only */
 	bool reachable;			/* load_lock: the last load reached the API */
 	bool stopped;			/* load_lock */
+	bool synced;			/* load_lock: ctl_catalog_sync ran */
 	uint64_t fingerprint;		/* load_lock */
 	unsigned problems;		/* load_lock: counted while loading */
 
@@ -413,16 +414,17 @@ void ctl_catalog_on_problem(struct ctl_catalog *c, ctl_problem_fn fn,
 
 void ctl_catalog_set_store(struct ctl_catalog *c, struct cache *store)
 {
-	pthread_mutex_lock(&c->load_lock);
+	/* Not under load_lock: a poll may hold it for a network timeout. */
 	if (c->remote)
-		ctl_remote_set_store(c->remote, c->stopped ? NULL : store);
-	pthread_mutex_unlock(&c->load_lock);
+		ctl_remote_set_store(c->remote, store);
 }
 
 void ctl_catalog_stop(struct ctl_catalog *c)
 {
 	if (!c)
 		return;
+	if (c->remote)
+		ctl_remote_cancel(c->remote);	/* a poll in flight ends now */
 	if (c->started) {
 		char q = 'q';
 
@@ -433,10 +435,10 @@ void ctl_catalog_stop(struct ctl_catalog *c)
 	}
 	ctl_probes_free(c->probes);
 	c->probes = NULL;
+	if (c->remote)
+		ctl_remote_close_store(c->remote);
 	pthread_mutex_lock(&c->load_lock);
 	c->stopped = true;
-	if (c->remote)
-		ctl_remote_set_store(c->remote, NULL);
 	pthread_mutex_unlock(&c->load_lock);
 }
 
@@ -700,6 +702,8 @@ static int load_remote(struct ctl_catalog *c, bool initial, bool network,
 		af_info("registry: restored the control plane's last answers from the cache index");
 	if (network) {
 		rc = ctl_remote_poll(c->remote, &changed);
+		if (rc == -ECANCELED)
+			return 0;	/* stopping */
 		down = rc < 0 && rc != -EPROTO;
 		c->reachable = !down;
 		__atomic_store_n(&c->stat_last_failed, down, __ATOMIC_RELAXED);
@@ -856,6 +860,7 @@ int ctl_catalog_sync(struct ctl_catalog *c)
 	pthread_mutex_lock(&c->load_lock);
 	if (!c->stopped)
 		rc = load_locked(c, false, true, &published);
+	c->synced = true;
 	pthread_mutex_unlock(&c->load_lock);
 	return rc;
 }
@@ -979,7 +984,13 @@ static void *reload_main(void *arg)
 	struct ctl_catalog *c = arg;
 	uint64_t ms = c->cfg->registry_refresh_ms;
 	int file_timeout = (int)(ms > CTL_POLL_MAX_MS ? CTL_POLL_MAX_MS : ms);
-	long long next_poll = af_now_ms() + next_poll_delay(c->cfg);
+	long long next_poll = af_now_ms();
+
+	/* Without a sync before (a live upgrade's new daemon): poll at once. */
+	pthread_mutex_lock(&c->load_lock);
+	if (c->synced)
+		next_poll += next_poll_delay(c->cfg);
+	pthread_mutex_unlock(&c->load_lock);
 
 	if (file_timeout <= 0)
 		file_timeout = 30000;

@@ -137,8 +137,10 @@ void ctl_catalog_on_reload(struct ctl_catalog *c, ctl_reload_fn fn, void *arg);
  * registry folder or the policy file changed (checked every
  * registry.refresh). From the control plane, it polls every
  * registry.refresh (less up to a tenth, at random, so that a fleet does
- * not poll in step; never more) and on ctl_catalog_request_reload. Call
- * once; returns 0 or -errno.
+ * not poll in step; never more) and on ctl_catalog_request_reload; the
+ * first poll comes at once when ctl_catalog_sync did not run before
+ * (a live upgrade's new daemon, which must not keep the mount waiting on
+ * the network). Call once; returns 0 or -errno.
  */
 int ctl_catalog_start(struct ctl_catalog *c);
 /*

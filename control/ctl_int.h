@@ -84,6 +84,12 @@ struct ctl_conn;
 int ctl_conn_new(const struct pol_config *cfg, struct ctl_token *tok,
 		 struct ctl_conn **out);
 void ctl_conn_free(struct ctl_conn *k);
+/*
+ * A flag (read atomically) that, once true, aborts the request in flight
+ * within about a second (-ECANCELED) and every later one: stopping never
+ * waits for a network timeout. NULL: none.
+ */
+void ctl_conn_set_cancel(struct ctl_conn *k, const bool *cancel);
 
 struct ctl_resp {
 	int status;			/* HTTP status of the last hop */
@@ -125,10 +131,21 @@ int ctl_remote_new(const struct pol_config *cfg, ctl_report_fn report,
 		   void *arg, struct ctl_remote **out);
 void ctl_remote_free(struct ctl_remote *r);
 /*
- * The cache index the answers are kept in (NULL: none). Set between
- * polls only (the catalog's load lock).
+ * The cache index the answers are kept in (NULL: none). Any thread, any
+ * time: the store is used under a lock of its own, one index operation
+ * at a time, so this returns at once even while a poll waits on the
+ * network; once it returned, the old store is no longer touched. The
+ * poll's connection is dropped before its next request (a new process
+ * phase never reuses one).
  */
 void ctl_remote_set_store(struct ctl_remote *r, struct cache *store);
+/* Forgets the store for good: ctl_remote_set_store does nothing after. */
+void ctl_remote_close_store(struct ctl_remote *r);
+/*
+ * Aborts a poll in flight within about a second, and every later one
+ * (the catalog is stopping). Any thread.
+ */
+void ctl_remote_cancel(struct ctl_remote *r);
 /*
  * Loads what the store kept of this control plane (registry.url) into
  * the state, as if those answers had just arrived. Returns the number of

@@ -50,6 +50,7 @@ struct ctl_token {
 struct ctl_conn {
 	const struct pol_config *cfg;
 	struct ctl_token *tok;
+	const bool *cancel;		/* __atomic; NULL: never */
 	CURL *h;
 	char base[CTL_URL_MAX];		/* registry.url without trailing '/' */
 };
@@ -379,6 +380,24 @@ static void set_why(char *why, size_t whylen, const char *fmt, ...)
 	va_end(ap);
 }
 
+void ctl_conn_set_cancel(struct ctl_conn *k, const bool *cancel)
+{
+	k->cancel = cancel;
+}
+
+/* Called by curl at least once a second: a set cancel flag aborts. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	const bool *cancel = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) ? 1 : 0;
+}
+
 /* A URL fit for a log line: without query, fragment or userinfo. */
 static void url_for_log(const char *url, char *out, size_t len)
 {
@@ -422,6 +441,9 @@ static int hop_get(struct ctl_conn *k, const char *url, bool with_token,
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, hp);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, hp);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)k->cancel);
 	if (with_token) {
 		rc = token_header(k->tok, auth, sizeof(auth));
 		if (rc < 0) {
@@ -463,6 +485,9 @@ static int hop_get(struct ctl_conn *k, const char *url, bool with_token,
 	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
 		set_why(why, whylen, "%s: timed out", shown);
 		rc = AF_ETIMEDOUT;
+	} else if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		set_why(why, whylen, "%s: stopped", shown);
+		rc = -ECANCELED;
 	} else if (cc != CURLE_OK) {
 		set_why(why, whylen, "%s: %s", shown, curl_easy_strerror(cc));
 		rc = cc == CURLE_OUT_OF_MEMORY ? -ENOMEM : AF_ESOURCE;

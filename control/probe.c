@@ -67,6 +67,7 @@ struct ctl_probes {
 	double tokens;			/* lock */
 	long long refill_ms;		/* lock */
 	bool stop;			/* lock */
+	bool cancel;			/* __atomic: aborts a request in flight */
 	uint64_t refused;		/* lock: lookups not asked (budget) */
 	long long refused_said_ms;	/* lock */
 
@@ -126,6 +127,7 @@ int ctl_probes_new(const struct pol_config *cfg, struct ctl_remote *remote,
 		ctl_probes_free(p);
 		return rc;
 	}
+	ctl_conn_set_cancel(p->conn, &p->cancel);
 	*out = p;
 	return 0;
 }
@@ -178,6 +180,7 @@ void ctl_probes_free(struct ctl_probes *p)
 	if (!p)
 		return;
 	if (p->started) {
+		__atomic_store_n(&p->cancel, true, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&p->lock);
 		p->stop = true;
 		pthread_cond_broadcast(&p->work);

@@ -56,7 +56,16 @@ struct ctl_remote {
 	void *report_arg;
 	struct ctl_token *tok;
 	struct ctl_conn *conn;		/* poll thread */
-	struct cache *store;		/* poll thread (load lock) */
+	/*
+	 * The store is used under its own lock, held for one index
+	 * operation only, never across a request: a hand-over that lets go
+	 * of the cache never waits for a poll stuck on the network.
+	 */
+	pthread_mutex_t store_lock;
+	struct cache *store;		/* store_lock */
+	bool store_closed;		/* store_lock: never set again */
+	bool conn_stale;		/* store_lock: drop conn before the
+					   next request (a new process phase) */
 	char key_prefix[64];		/* "cp:<xxh3 of registry.url>:" */
 
 	pthread_mutex_t lock;		/* what other threads read */
@@ -67,6 +76,7 @@ struct ctl_remote {
 	struct rdoc policy_doc;		/* poll thread */
 	bool reachable;			/* lock */
 	bool said_down;			/* poll thread: the outage was logged */
+	bool cancel;			/* __atomic: stop asking */
 };
 
 static void reportf(struct ctl_remote *r, const char *fmt, ...)
@@ -97,6 +107,7 @@ int ctl_remote_new(const struct pol_config *cfg, ctl_report_fn report,
 	r->report_arg = arg;
 	r->reachable = true;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->store_lock, NULL);
 	snprintf(r->key_prefix, sizeof(r->key_prefix), "cp:%016" PRIx64 ":",
 		 (uint64_t)XXH3_64bits(cfg->registry_url,
 				       strlen(cfg->registry_url)));
@@ -127,18 +138,45 @@ void ctl_remote_free(struct ctl_remote *r)
 	projs_release(r->projs, r->n_projs);
 	ctl_part_put(r->pol_part);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->store_lock);
 	free(r);
 }
 
 void ctl_remote_set_store(struct ctl_remote *r, struct cache *store)
 {
-	r->store = store;
+	pthread_mutex_lock(&r->store_lock);
+	r->store = r->store_closed ? NULL : store;
 	/*
 	 * A new store means a new process phase (before or after the fork
-	 * of daemonizing): a connection is never carried across it.
+	 * of daemonizing, a hand-over): a connection is never carried
+	 * across it. The poll thread drops it before its next request.
 	 */
-	ctl_conn_free(r->conn);
-	r->conn = NULL;
+	r->conn_stale = true;
+	pthread_mutex_unlock(&r->store_lock);
+}
+
+void ctl_remote_cancel(struct ctl_remote *r)
+{
+	__atomic_store_n(&r->cancel, true, __ATOMIC_RELAXED);
+}
+
+void ctl_remote_close_store(struct ctl_remote *r)
+{
+	pthread_mutex_lock(&r->store_lock);
+	r->store = NULL;
+	r->store_closed = true;
+	pthread_mutex_unlock(&r->store_lock);
+}
+
+/* Whether a store is set now (it may go right after: a hint). */
+static bool have_store(struct ctl_remote *r)
+{
+	bool v;
+
+	pthread_mutex_lock(&r->store_lock);
+	v = r->store != NULL;
+	pthread_mutex_unlock(&r->store_lock);
+	return v;
 }
 
 struct ctl_token *ctl_remote_token(struct ctl_remote *r)
@@ -217,9 +255,9 @@ static void doc_store(struct ctl_remote *r, const char *path,
 	size_t el = strlen(d->etag), ll = strlen(d->last_modified);
 	size_t total = CTL_DOC_MAGIC_LEN + 2 + el + 2 + ll + len;
 	char key[256], *buf, *p;
-	int rc;
+	int rc = 0;
 
-	if (!r->store)
+	if (!have_store(r))
 		return;
 	doc_key(r, path, key, sizeof(key));
 	buf = malloc(total);
@@ -240,7 +278,10 @@ static void doc_store(struct ctl_remote *r, const char *path,
 	memcpy(p, d->last_modified, ll);
 	p += ll;
 	memcpy(p, body, len);
-	rc = cache_doc_put(r->store, key, buf, total);
+	pthread_mutex_lock(&r->store_lock);
+	if (r->store)
+		rc = cache_doc_put(r->store, key, buf, total);
+	pthread_mutex_unlock(&r->store_lock);
 	if (rc < 0)
 		af_warn("registry: %s: not kept in the cache index: %s", path,
 			af_strerror(rc));
@@ -251,10 +292,11 @@ static void doc_forget(struct ctl_remote *r, const char *path)
 {
 	char key[256];
 
-	if (!r->store)
-		return;
 	doc_key(r, path, key, sizeof(key));
-	(void)cache_doc_del(r->store, key);
+	pthread_mutex_lock(&r->store_lock);
+	if (r->store)
+		(void)cache_doc_del(r->store, key);
+	pthread_mutex_unlock(&r->store_lock);
 }
 
 /*
@@ -271,10 +313,10 @@ static int doc_load(struct ctl_remote *r, const char *path, struct rdoc *d,
 
 	*body = NULL;
 	*blen = 0;
-	if (!r->store)
-		return -ENOENT;
 	doc_key(r, path, key, sizeof(key));
-	rc = cache_doc_get(r->store, key, &buf, &len);
+	pthread_mutex_lock(&r->store_lock);
+	rc = r->store ? cache_doc_get(r->store, key, &buf, &len) : -ENOENT;
+	pthread_mutex_unlock(&r->store_lock);
 	if (rc < 0)
 		return rc;
 	p = (const unsigned char *)buf;
@@ -345,11 +387,15 @@ static void purge_foreign(struct ctl_remote *r)
 {
 	struct purge pg = { .r = r };
 
-	(void)cache_doc_names(r->store, "cp:", collect_foreign, &pg);
+	pthread_mutex_lock(&r->store_lock);
+	if (r->store)
+		(void)cache_doc_names(r->store, "cp:", collect_foreign, &pg);
 	for (size_t i = 0; i < pg.n; i++) {
-		(void)cache_doc_del(r->store, pg.names[i]);
+		if (r->store)
+			(void)cache_doc_del(r->store, pg.names[i]);
 		free(pg.names[i]);
 	}
+	pthread_mutex_unlock(&r->store_lock);
 	if (pg.n)
 		af_info("registry: dropped %zu documents of another control plane from the cache index",
 			pg.n);
@@ -498,7 +544,7 @@ int ctl_remote_restore(struct ctl_remote *r)
 	bool changed = false, new_part;
 	int count = 0;
 
-	if (!r->store)
+	if (!have_store(r))
 		return 0;
 	purge_foreign(r);
 	if (!r->cfg->policy_file &&
@@ -765,12 +811,20 @@ int ctl_remote_poll(struct ctl_remote *r, bool *changed)
 	bool down;
 
 	*changed = false;
+	pthread_mutex_lock(&r->store_lock);
+	if (r->conn_stale) {
+		ctl_conn_free(r->conn);
+		r->conn = NULL;
+		r->conn_stale = false;
+	}
+	pthread_mutex_unlock(&r->store_lock);
 	if (!r->conn) {
 		rc = ctl_conn_new(r->cfg, r->tok, &r->conn);
 		if (rc < 0) {
 			snprintf(why, sizeof(why), "%s", af_strerror(rc));
 			goto out;
 		}
+		ctl_conn_set_cancel(r->conn, &r->cancel);
 	}
 	if (!r->cfg->policy_file) {
 		prc = poll_policy(r, changed, why, sizeof(why));
@@ -801,6 +855,8 @@ int ctl_remote_poll(struct ctl_remote *r, bool *changed)
 		       why, r->projs[i].name);
 	}
 out:
+	if (rc == -ECANCELED)
+		return rc;	/* stopping: nothing to say, nothing learnt */
 	down = rc < 0 && rc != -EPROTO;
 	pthread_mutex_lock(&r->lock);
 	r->reachable = !down;

@@ -833,13 +833,17 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
 	ctl_catalog_set_store(d.catalog, d.cache);
 	/*
 	 * The control plane is asked now, as the user the daemon runs as,
-	 * before the session serves (or, in a live upgrade, while the old
-	 * daemon still does): the first listing through the mount shows what
-	 * it says (or, when it cannot be reached, what was kept).
+	 * before the session serves: the first listing through the mount
+	 * shows what it says (or, when it cannot be reached, what was kept).
+	 * Not in a live upgrade: the mount waits for this daemon, and the old
+	 * one kept its last answers in the cache index (restored by the first
+	 * load); the reload thread polls as soon as it starts.
 	 */
-	rc = ctl_catalog_sync(d.catalog);
-	if (rc < 0)
-		goto out;
+	if (!adopt) {
+		rc = ctl_catalog_sync(d.catalog);
+		if (rc < 0)
+			goto out;
+	}
 	if (adopt) {
 		rc = adopt_ready(&d, adopt, old_pid);
 		if (rc < 0)
