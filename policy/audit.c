@@ -16,12 +16,18 @@
 
 #define AUDIT_LINE_MAX	(64 * 1024)
 #define AUDIT_URI_MAX	4096
+/* While writes fail, the log says so again this often. */
+#define AUDIT_NAG_MS	60000
 
 struct audit {
 	int fd;			/* -1 when no file; fixed after open */
 	bool use_syslog;	/* fixed after open */
-	pthread_mutex_t lock;	/* orders lines; guards warned */
-	bool warned;		/* a write failure was logged (lock) */
+	char *path;		/* fixed after open; NULL when no file */
+	pthread_mutex_t lock;	/* orders lines; guards what follows */
+	bool failing;		/* the last write failed */
+	uint64_t lost;		/* lines not written since the failure began */
+	uint64_t lost_total;	/* lines not written since the open */
+	long long said_ms;	/* when the failure was last logged */
 };
 
 /* mkdir -p of the folders above path (mode 0750); existing ones are fine. */
@@ -67,6 +73,11 @@ int audit_open(const char *path, bool use_syslog, struct audit **out)
 			ret = -errno;
 			goto out_free;
 		}
+		a->path = strdup(path);
+		if (!a->path) {
+			ret = -ENOMEM;
+			goto out_close;
+		}
 	}
 	ret = pthread_mutex_init(&a->lock, NULL);
 	if (ret) {
@@ -81,6 +92,7 @@ out_close:
 	if (a->fd >= 0)
 		close(a->fd);
 out_free:
+	free(a->path);
 	free(a);
 	return ret;
 }
@@ -89,9 +101,13 @@ void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
+	if (a->lost_total)
+		af_err("audit log %s: %llu events could not be written",
+		       a->path, (unsigned long long)a->lost_total);
 	if (a->fd >= 0)
 		close(a->fd);
 	pthread_mutex_destroy(&a->lock);
+	free(a->path);
 	free(a);
 }
 
@@ -154,6 +170,39 @@ int audit_emit(struct audit *a, const struct audit_event *ev)
 	return ret;
 }
 
+/*
+ * Says loudly that lines are being lost (DESIGN §8: the audit trail is
+ * not optional): at the first failure, again every AUDIT_NAG_MS while it
+ * lasts, and when writes work again, with the count. Lock held.
+ */
+static void note_result(struct audit *a, int ret)
+{
+	long long now = af_now_ms();
+
+	if (ret < 0) {
+		a->lost++;
+		a->lost_total++;
+		if (!a->failing) {
+			a->failing = true;
+			a->said_ms = now;
+			af_err("audit log %s: write failed: %s: audit events are being lost",
+			       a->path, af_strerror(ret));
+		} else if (now - a->said_ms >= AUDIT_NAG_MS) {
+			a->said_ms = now;
+			af_err("audit log %s: still failing (%s): %llu events lost so far",
+			       a->path, af_strerror(ret),
+			       (unsigned long long)a->lost);
+		}
+		return;
+	}
+	if (a->failing) {
+		af_err("audit log %s: writable again after %llu events were lost",
+		       a->path, (unsigned long long)a->lost);
+		a->failing = false;
+		a->lost = 0;
+	}
+}
+
 int audit_write_line(struct audit *a, char *line)
 {
 	const char *p;
@@ -176,10 +225,8 @@ int audit_write_line(struct audit *a, char *line)
 		p += w;
 		n -= (size_t)w;
 	}
-	if (ret < 0 && !a->warned) {
-		a->warned = true;
-		af_err("audit log write failed: %s", af_strerror(ret));
-	}
+	if (a->fd >= 0)
+		note_result(a, ret);
 	pthread_mutex_unlock(&a->lock);
 	if (a->use_syslog && line[0]) {
 		size_t len = strlen(line);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +284,64 @@ static void test_log(void **state)
 	free(text);
 }
 
+/*
+ * A log that stops taking writes (a FIFO whose reader went: EPIPE) is
+ * said loudly at once, the events lost are counted, and the recovery (a
+ * reader again) is said with the count; the close says the total.
+ */
+static char fifo_path[64];
+
+static void fifo_fail_and_recover(void)
+{
+	struct audit_event ev = { .event = "open", .project = "vision" };
+	struct audit *a;
+	int rd = open(fifo_path, O_RDONLY | O_NONBLOCK);
+	char buf[4096];
+
+	assert_true(rd >= 0);
+	assert_int_equal(audit_open(fifo_path, false, &a), 0);
+	assert_int_equal(audit_emit(a, &ev), 0);
+	close(rd);
+	assert_int_equal(audit_emit(a, &ev), -EPIPE);
+	assert_int_equal(audit_emit(a, &ev), -EPIPE);
+	assert_int_equal(audit_emit(a, &ev), -EPIPE);
+	rd = open(fifo_path, O_RDONLY | O_NONBLOCK);
+	assert_true(rd >= 0);
+	assert_int_equal(audit_emit(a, &ev), 0);
+	assert_true(read(rd, buf, sizeof(buf)) > 0);
+	audit_close(a);
+	close(rd);
+}
+
+static void test_write_failures_said(void **state)
+{
+	char dir[] = "/tmp/test_audit_XXXXXX";
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	char *text, *first, *again, *total;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo_path, sizeof(fifo_path), "%s/audit.fifo", dir);
+	assert_int_equal(mkfifo(fifo_path, 0600), 0);
+	text = capture_log(AF_LOG_TEXT, AF_LOG_INFO, fifo_fail_and_recover);
+	first = strstr(text, "audit.fifo: write failed: ");
+	assert_non_null(first);
+	assert_non_null(strstr(first, "audit events are being lost"));
+	/* Said once at the start of the failure, not once per line. */
+	assert_non_null(strchr(first, '\n'));
+	assert_null(strstr(strchr(first, '\n'), "write failed"));
+	again = strstr(text, "audit.fifo: writable again after 3 events were lost");
+	assert_non_null(again);
+	assert_true(again > first);
+	total = strstr(text, "audit.fifo: 3 events could not be written");
+	assert_non_null(total);
+	assert_true(total > again);
+	free(text);
+	unlink(fifo_path);
+	rmdir(dir);
+	signal(SIGPIPE, old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -291,6 +350,7 @@ int main(void)
 		cmocka_unit_test(test_format_escaping),
 		cmocka_unit_test(test_open_emit),
 		cmocka_unit_test(test_log),
+		cmocka_unit_test(test_write_failures_said),
 	};
 
 	return cmocka_run_group_tests_name("policy_audit", tests, NULL, NULL);
