@@ -2,7 +2,8 @@
 # Changes on the control plane reach the node within one registry.refresh
 # (issue 9 item 2, DESIGN §3): a new, a changed, a revoked and a removed
 # registration, a policy change, a promotion; an open whose fetch is in
-# flight when its artifact is revoked fails with EACCES and is not served;
+# flight when its artifact is revoked, or its source denied by a new
+# policy, fails with EACCES and is not served;
 # polls come every interval, jittered, never later.
 . "$(dirname "$0")/lib.sh"
 refresh=2
@@ -11,6 +12,7 @@ make_blob a.bin 4096
 make_blob b.bin 4096
 make_blob c.bin 4096
 make_blob big.bin $((3 * 1024 * 1024))
+make_blob big2.bin $((3 * 1024 * 1024))
 d_a=$(register a.bin channels='["prod"]' registered_at=2026-03-01T00:00:00Z)
 d_big=$(register big.bin uri="http://127.0.0.1:$NGINX_PORT/slow/big.bin")
 cp_publish
@@ -90,6 +92,22 @@ wait "$pid"
 expect "revoked while its fetch was in flight: EACCES when it ends" EACCES cat "$T/inflight.out"
 ok "  audited open_denied with the reason" audit_wait sh -c "grep '\"event\":\"open_denied\"' '$T/audit.jsonl' | grep '$d_big' | grep -q lifecycle"
 ok "  and no open event for it" sh -c "! grep '\"event\":\"open\"' '$T/audit.jsonl' | grep -q '$d_big'"
+
+# An open whose fetch is in flight when a new policy denies its source:
+# EACCES when the fetch ends, not served.
+d_big2=$(register big2.bin uri="http://127.0.0.1:$NGINX_PORT/slow/big2.bin")
+cp_publish
+within "a second slow registration is listed" sh -c "ls '$m' | grep -qx 'big2.bin@$d_big2'"
+"$PROBE" open "$m/big2.bin@$d_big2" >"$T/inflight2.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 50); do audit_has fetch_start "$d_big2" && break; sleep 0.1; done
+ok "its fetch started" audit_has fetch_start "$d_big2"
+sed -i "s|http://127.0.0.1:$NGINX_PORT/slow/|http://127.0.0.1:$NGINX_PORT/slow-no-more/|" "$T/policy.json"
+cp_publish
+wait "$pid"
+expect "source denied by a new policy while its fetch was in flight: EACCES when it ends" EACCES cat "$T/inflight2.out"
+ok "  audited open_denied with the reason" audit_wait sh -c "grep '\"event\":\"open_denied\"' '$T/audit.jsonl' | grep '$d_big2' | grep -q 'not allowlisted'"
+ok "  and no open event for it" sh -c "! grep '\"event\":\"open\"' '$T/audit.jsonl' | grep -q '$d_big2'"
 
 # Polls: every interval, jittered, never later than the interval.
 sleep $((refresh * 3))
