@@ -20,7 +20,10 @@
 #                     memory like a remote server would and only the client
 #                     side is cold; cold: the server reads the disk too
 #   BENCH_ONLY        space-separated subset of: cold warm fio fanout mem
-#                     shards attest s3 fleet (bench/fleet.sh: N daemons
+#                     shards attest s3 control (bench/control.sh: 100,000
+#                     registrations from a control plane; knobs CP_RUNS,
+#                     CP_POLLS, CP_TOTAL, CP_PROJECTS, CP_BIG) fleet
+#                     (bench/fleet.sh: N daemons
 #                     behind a cache tier, its own world and knobs FLEET_N,
 #                     FLEET_SIZE, FLEET_RUNS, FLEET_SETUPS) crash (the
 #                     SIGKILL soak: tests/integration/t_crash.sh repeated
@@ -69,7 +72,7 @@ BENCH_FIO_SECS=${BENCH_FIO_SECS:-3}
 BENCH_TMP=${BENCH_TMP:-/var/tmp}
 BENCH_OUT=${BENCH_OUT:-$AF_BUILD/bench${BENCH_CPUS:+-cpus-$BENCH_CPUS}}
 BENCH_SERVER=${BENCH_SERVER:-hot}
-BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem shards attest fleet s3 crash}
+BENCH_ONLY=${BENCH_ONLY:-cold warm fio fanout mem shards attest control fleet s3 crash}
 BENCH_S3_SIZE=${BENCH_S3_SIZE:-256M}
 BENCH_COLD=${BENCH_COLD:-af af_off curl curl_sha curl_sync rclone httpdirfs}
 CONNECTIONS=8
@@ -87,6 +90,13 @@ case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive intege
 if want fleet; then
 	AF_BUILD=$AF_BUILD BENCH_OUT=$BENCH_OUT bash "$HERE/fleet.sh" || die "the fleet figure failed"
 	BENCH_ONLY=$(echo " $BENCH_ONLY " | sed 's/ fleet / /g; s/^ *//; s/ *$//')
+	[ -n "$BENCH_ONLY" ] || exit 0
+fi
+
+# The control-plane scale figure (issue 9 item 7) brings its own world too.
+if want control; then
+	AF_BUILD=$AF_BUILD BENCH_OUT=$BENCH_OUT bash "$HERE/control.sh" || die "the control-plane figure failed"
+	BENCH_ONLY=$(echo " $BENCH_ONLY " | sed 's/ control / /g; s/^ *//; s/ *$//')
 	[ -n "$BENCH_ONLY" ] || exit 0
 fi
 
