@@ -89,6 +89,13 @@ struct daemon {
 	int up_sock;			/* a hand-over in progress; up_lock */
 	bool up_busy;			/* main thread working on it; up_lock */
 	bool handed_over;		/* up_lock */
+	/*
+	 * The catalog's reload hook (its own thread) and a hand-over (the
+	 * main thread, which closes the cache): while handing is set the
+	 * hook touches neither the cache nor the session.
+	 */
+	pthread_mutex_t reload_lock;
+	bool handing;			/* reload_lock */
 };
 
 static void daemon_release(struct daemon *d)
@@ -389,6 +396,12 @@ static void on_reload(void *arg, const char *why)
 	char status[256];
 	int rc;
 
+	pthread_mutex_lock(&d->reload_lock);
+	if (d->handing) {
+		/* The next daemon (or this one, resumed) catches up. */
+		pthread_mutex_unlock(&d->reload_lock);
+		return;
+	}
 	/* DESIGN §6: SIGHUP ends every fetch failure backoff. */
 	if (strcmp(why, "signal") == 0 && d->cache) {
 		rc = cache_backoff_clear(d->cache);
@@ -401,6 +414,7 @@ static void on_reload(void *arg, const char *why)
 	}
 	/* Names that left the catalog leave the kernel, then memory. */
 	fs_catalog_changed(d->fs);
+	pthread_mutex_unlock(&d->reload_lock);
 	daemon_status(d, status, sizeof(status));
 	notify_send(&d->notify, "STATUS=%s", status);
 }
@@ -564,6 +578,10 @@ static bool handover(struct daemon *d)
 	pthread_mutex_unlock(&d->up_lock);
 	notify_send(&d->notify, "RELOADING=1\nSTATUS=handing %s over to a new binary",
 		    d->mountpoint);
+	/* The catalog's reload hook stays off the cache and the session now. */
+	pthread_mutex_lock(&d->reload_lock);
+	d->handing = true;
+	pthread_mutex_unlock(&d->reload_lock);
 	/* Opens waiting for a fetch: theirs to answer now; then the fetches stop. */
 	fs_handover_hold(d->fs);
 	ctl_catalog_set_store(d->catalog, NULL);
@@ -656,6 +674,11 @@ static int handover_resume(struct daemon *d)
 		af_warn("metrics: not serving after the failed upgrade: %s",
 			af_strerror(rc));
 	rc = fs_handover_resume(d->fs);
+	/* What the catalog published meanwhile reaches the kernel now. */
+	pthread_mutex_lock(&d->reload_lock);
+	d->handing = false;
+	fs_catalog_changed(d->fs);
+	pthread_mutex_unlock(&d->reload_lock);
 	af_info("upgrade did not happen: serving %s on", d->mountpoint);
 	notify_send(&d->notify, "READY=1\nSTATUS=%s", d->status);
 	return rc;
@@ -721,6 +744,7 @@ int daemon_run(const struct pol_config *cfg, const struct fs_mount_opts *opts,
 	int rc;
 
 	pthread_mutex_init(&d.up_lock, NULL);
+	pthread_mutex_init(&d.reload_lock, NULL);
 	pthread_cond_init(&d.up_cond, NULL);
 	notify_init(&d.notify);
 	rc = resolve_run_as(cfg, &drop, &uid, &gid);
@@ -915,6 +939,7 @@ out:
 	notify_release(&d.notify);
 	pthread_cond_destroy(&d.up_cond);
 	pthread_mutex_destroy(&d.up_lock);
+	pthread_mutex_destroy(&d.reload_lock);
 	return rc;
 
 out_handed:
