@@ -26,6 +26,14 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/*
+	 * Lookups (and listings) of one directory in parallel: without it
+	 * the kernel runs one at a time per directory, and a lookup waiting
+	 * for the control plane's answer (ctl_catalog_probe, up to 2 s)
+	 * would hold up every other lookup of its project (issue 9).
+	 */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	/* Verified blobs never change: let the kernel keep their pages. */
 	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* Passthrough and writeback caching exclude each other: never ask for it. */
