@@ -173,11 +173,12 @@ bench: deps
 # ThreadSanitizer over the threaded fetch code (issue 11): the cache and
 # sources unit tests, and the integration tests that drive many fetches
 # and readers at once (and the daemon's own threads: the readiness probe,
-# the metrics sampler and server), with a TSan build in build/tsan. Part
+# the metrics sampler and server; the catalog's poll and lookup-probe
+# threads against the FUSE workers), with a TSan build in build/tsan. Part
 # of check.
 TSAN_UNITS := $(filter build/tsan/tests/test_cache_% build/tsan/tests/test_sources_% \
 	build/tsan/tests/test_control_%,$(UNIT_SRCS:tests/unit/%.c=build/tsan/tests/%))
-TSAN_TESTS ?= t_fetch t_races t_faults t_metrics t_service
+TSAN_TESTS ?= t_fetch t_races t_faults t_metrics t_service t_remote_probe t_remote_changes
 tsan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/tsan CC=clang \
 		CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
