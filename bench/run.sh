@@ -34,6 +34,8 @@
 #   BENCH_COLD        contenders of the cold figures (default: af af_off
 #                     curl curl_sha curl_sync rclone httpdirfs; af_off is
 #                     artifactfs with passthrough off)
+#   BENCH_AF_OLD      another build's artifactfs binary: contenders af_old
+#                     and af_old_off in BENCH_COLD run it side by side
 #   BENCH_SHARDS      shards opened at once (default 8)
 #   BENCH_SHARD_SIZE  size of each (default 256M)
 #   BENCH_CPUS        run everything (daemons, nginx, curl, readers) on
@@ -85,6 +87,10 @@ want() { case " $BENCH_ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 [ "$(id -u)" = 0 ] || die "needs root (drop_caches, FUSE mounts, passthrough)"
 [ -x "$AF" ] || die "no $AF: run make first"
 case $BENCH_RUNS in '' | *[!0-9]* | 0) die "BENCH_RUNS must be a positive integer" ;; esac
+case " $BENCH_COLD " in
+*" af_old "* | *" af_old_off "*)
+	[ -x "${BENCH_AF_OLD:-}" ] || die "BENCH_COLD has af_old: set BENCH_AF_OLD to another build's artifactfs binary" ;;
+esac
 
 # The fleet figure (issue 14) brings its own world (bench/fleet.sh).
 if want fleet; then
@@ -433,7 +439,7 @@ af_mount() {
 	local name=$1 m=$W/mnt/$1
 	mkdir -p "$m"
 	MOUNTS+=("$m")
-	"$AF" mount -f -c "$W/$name.conf" "$m" >>"$W/daemon-$name.log" 2>&1 &
+	"${AF_BIN:-$AF}" mount -f -c "$W/$name.conf" "$m" >>"$W/daemon-$name.log" 2>&1 &
 	AFPID=$!
 	PIDS+=("$AFPID")
 	wait_mount "$AFPID" "$m" "$W/daemon-$name.log"
@@ -445,6 +451,8 @@ cache_file() { echo "$W/cache-$1/blobs/sha256/${HEX:0:2}/$HEX"; }
 
 write_conf cold auto
 write_conf coldoff off
+write_conf coldold auto
+write_conf coldoldoff off
 write_conf on on
 write_conf off off
 write_conf fan auto
@@ -511,6 +519,10 @@ cold_af_in() {
 	rec "cpu.$key.daemon" "$r" "$(cpu_of "$AFPID")"
 	rec "cpu.$key.nginx" "$r" "$(awk -v a="$n0" -v b="$(nginx_cpu)" 'BEGIN { print b - a }')"
 	rec "cpu.$key.hash" "$r" "$(hash_cpu "$W/daemon-$conf.log" "$HEX")"
+	# The fetch alone (the daemon's "verified (..., N ms" line): the rest
+	# of cold.KEY is the mount's open and the read after it.
+	rec "fetch.$key" "$r" "$(sed -n "s/.*cache: $DIGEST: verified ([^,]*, [^,]*, \([0-9]*\) ms.*/\1/p" \
+		"$W/daemon-$conf.log" | awk '{ printf "%.4f\n", $1 / 1000 }' | tail -n 1)"
 	if [ -n "$perf" ]; then
 		kill -INT "$perf"; wait "$perf" || true
 		# CPU seconds per thread (name, tid, user+system).
@@ -521,13 +533,17 @@ cold_af_in() {
 	fi
 	stop_fuse "$AFPID" "$W/mnt/$conf"
 	rm -rf "$W/cache-$conf"
-	note "$(printf '%-12s %ss  (daemon VmHWM %d MiB, CPU %ss, hashing %ss)' "$key" "$t" \
-		$((hwm / 1024)) "$(awk -v k="cpu.$key.daemon" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")" \
-		"$(awk -v k="cpu.$key.hash" -v r="$r" '$1 == k && $2 == r { print $3 }' "$RAW")")"
+	note "$(printf '%-12s %ss  (fetch %ss, daemon VmHWM %d MiB, CPU %ss, hashing %ss)' "$key" "$t" \
+		"$(val "fetch.$key" "$r")" $((hwm / 1024)) "$(val "cpu.$key.daemon" "$r")" \
+		"$(val "cpu.$key.hash" "$r")")"
 }
 cold_af() { cold_af_in "$1" cold af; }
 # The same with passthrough off: the read after the open goes through the daemon.
 cold_af_off() { cold_af_in "$1" coldoff af_off; }
+# BENCH_AF_OLD: the same cold open+read with another build's binary, side
+# by side (what a change cost or bought, measured in the same runs).
+cold_af_old() { AF_BIN=$BENCH_AF_OLD cold_af_in "$1" coldold af_old; }
+cold_af_old_off() { AF_BIN=$BENCH_AF_OLD cold_af_in "$1" coldoldoff af_old_off; }
 
 # curl -o, and its CPU seconds (from the shell's children times) in curl.cpu.
 curl_cpu() {
@@ -644,13 +660,16 @@ if want cold; then
 			"cold_$c" "$r"
 		done
 		for k in $BENCH_COLD rclone.read httpdirfs.read; do
-			case $k in af | af_off) continue ;; esac
+			case $k in af | af_off | af_old | af_old_off) continue ;; esac
 			case " $BENCH_COLD " in *" ${k%.read} "*) ;; *) continue ;; esac
 			rec "ratio.cold_vs_$k" "$r" "$(div "$(val cold.af "$r")" "$(val "cold.$k" "$r")")"
 		done
 		# Passthrough off (issue 16 item 1): the read after the open
 		# goes through the daemon.
 		rec ratio.cold_off_vs_curl "$r" "$(div "$(val cold.af_off "$r")" "$(val cold.curl "$r")")"
+		rec ratio.cold_old_vs_curl "$r" "$(div "$(val cold.af_old "$r")" "$(val cold.curl "$r")")"
+		rec ratio.cold_old_off_vs_curl "$r" "$(div "$(val cold.af_old_off "$r")" "$(val cold.curl "$r")")"
+		rec ratio.cold_vs_old "$r" "$(div "$(val cold.af "$r")" "$(val cold.af_old "$r")")"
 		# CPU per verified byte (issue 16 item 4): the daemon's CPU for
 		# the cold fetch (+ read) / (curl -o + openssl dgst) on the same
 		# bytes.
@@ -1243,6 +1262,11 @@ if want cold; then
 	row cold_vs_httpdirfs_readonly "  info: / httpdirfs read alone (no dgst)" "$(median ratio.cold_vs_httpdirfs.read)" - -
 	row cold_vs_curl_fdatasync "  info: / (curl -o && sync -d: durable like us)" "$(median ratio.cold_vs_curl_sync)" - -
 	row cold_off_vs_curl "1 cold open+read, passthrough off / curl -o" "$(median ratio.cold_off_vs_curl)" le 1.15
+	if [ -n "${BENCH_AF_OLD:-}" ]; then
+		row cold_old_vs_curl "  info: BENCH_AF_OLD cold open+read / curl -o" "$(median ratio.cold_old_vs_curl)" - -
+		row cold_old_off_vs_curl "  info: BENCH_AF_OLD, passthrough off / curl -o" "$(median ratio.cold_old_off_vs_curl)" - -
+		row cold_vs_old "  info: cold open+read / BENCH_AF_OLD's (same runs)" "$(median ratio.cold_vs_old)" - -
+	fi
 fi
 if want warm; then
 	# dd keeps its old keys; cat rows end in _cat. ns: user namespace.
