@@ -55,14 +55,6 @@ struct ctl_conn {
 	char base[CTL_URL_MAX];		/* registry.url without trailing '/' */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init_once(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
 /* ---- the token ---------------------------------------------------------- */
 
 int ctl_token_new(const char *path, struct ctl_token **out)
@@ -213,8 +205,7 @@ int ctl_conn_new(const struct pol_config *cfg, struct ctl_token *tok,
 	struct ctl_conn *k;
 	size_t n;
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
+	if (src_curl_init() < 0)
 		return -ENOMEM;
 	if (!cfg->registry_url)
 		return -EINVAL;

@@ -177,6 +177,12 @@ static void curl_init_once(void)
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int src_curl_init(void)
+{
+	pthread_once(&curl_once, curl_init_once);
+	return curl_init_rc == CURLE_OK ? 0 : -ENOMEM;
+}
+
 static void jlist_add(struct jlist *l, struct job *j)
 {
 	j->next = NULL;
@@ -1253,8 +1259,7 @@ int http_engine_new(const struct http_engine_cfg *cfg,
 	struct http_engine *e;
 	int err;
 
-	pthread_once(&curl_once, curl_init_once);
-	if (curl_init_rc != CURLE_OK)
+	if (src_curl_init() < 0)
 		return -ENOMEM;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)

@@ -142,6 +142,12 @@ void src_mirrors_forgive(struct src_ctx *ctx);
  */
 bool src_url_same_origin(const char *a, const char *b);
 
+/*
+ * libcurl's global set-up, once per process, for every HTTP client of
+ * ours (the engine here, the control plane's client). 0 or -ENOMEM.
+ */
+int src_curl_init(void);
+
 /* Source types counted apart: indexed by enum pol_source_type (< this). */
 #define SRC_TYPE_MAX 8
 
