@@ -30,15 +30,20 @@ static const char *const xattr_names[] = {
 static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 		      char *buf, size_t len)
 {
-	struct pol_registration *r;
+	struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
+	const struct pol_registration *r;
 	struct cache_info info;
 	char reason[256];
 	int denied = 0, rc = -ENODATA;
 	bool cached;
 
-	r = fs_blob_registration(ctx, n, &denied, reason, sizeof(reason));
-	if (!r)
+	/* Read in place under the snapshot's reference: no copy of the record. */
+	r = ctl_snap_find(s, n->project, n->name, n->ref);
+	if (!r) {
+		ctl_snap_put(s);
 		return -ENOENT;
+	}
+	denied = pol_policy_decide(ctl_snap_policy(s), r, reason, sizeof(reason));
 	cached = cache_stat(ctx->cache, &r->digest, &info) == 0;
 	if (strcmp(key, "digest") == 0) {
 		rc = snprintf(buf, len, "%s", r->digest.str);
@@ -57,16 +62,16 @@ static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 	} else if (strcmp(key, "content_encoding") == 0) {
 		rc = snprintf(buf, len, "%s", r->content_encoding);
 	} else if (strcmp(key, "cache_state") == 0) {
-		const char *s = "none";
+		const char *st = "none";
 
 		if (cached && info.state == CACHE_VERIFIED)
-			s = "verified";
+			st = "verified";
 		else if (cached && info.state == CACHE_QUARANTINED)
-			s = "quarantined";	/* DESIGN §7: failed verification */
+			st = "quarantined";	/* DESIGN §7: failed verification */
 		else if (cached && info.state == CACHE_PARTIAL &&
 			 info.bytes_present > 0)
-			s = "partial";	/* a record with no byte is only a known size */
-		rc = snprintf(buf, len, "%s", s);
+			st = "partial";	/* a record with no byte is only a known size */
+		rc = snprintf(buf, len, "%s", st);
 	} else if (strcmp(key, "verified_at") == 0) {
 		if (cached && info.state == CACHE_VERIFIED && info.verified_at > 0) {
 			af_rfc3339(info.verified_at, buf, len);
@@ -76,15 +81,13 @@ static int blob_xattr(struct fs_ctx *ctx, struct fs_inode *n, const char *key,
 		if (denied)
 			rc = snprintf(buf, len, "%s", reason);
 	} else if (strcmp(key, "attestation") == 0) {
-		struct ctl_snap *s = ctl_catalog_snap(ctx->catalog);
 		struct pol_attest_result ar;
 
 		/* The result cached at load: no signature check here. */
 		pol_attest_get(ctl_snap_policy(s), r, &ar);
-		ctl_snap_put(s);
 		rc = snprintf(buf, len, "%s", ar.text);
 	}
-	pol_registration_free(r);
+	ctl_snap_put(s);
 	if (rc >= (int)len)
 		rc = (int)len - 1;
 	return rc;
