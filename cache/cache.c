@@ -581,14 +581,8 @@ int cache_ensure_sync(struct cache *c, const struct pol_registration *r,
 	if (rc == -EINPROGRESS) {
 		pthread_mutex_lock(&s.lock);
 		while (!s.done) {
-			struct timespec ts;
+			struct timespec ts = af_deadline(CLOCK_REALTIME, 200);
 
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&s.cond, &s.lock, &ts);
 			if (s.done || !progress)
 				continue;

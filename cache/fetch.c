@@ -459,15 +459,8 @@ static int job_submit_locked(struct job *j, uint64_t first, uint64_t n)
 /* Waits up to ms on cond (c->lock held), unless closing. */
 static void cache_wait_ms(struct cache *c, pthread_cond_t *cond, long ms)
 {
-	struct timespec ts;
+	struct timespec ts = af_deadline(CLOCK_REALTIME, ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
 	if (!c->closing)
 		pthread_cond_timedwait(cond, &c->lock, &ts);
 }

@@ -277,20 +277,6 @@ static int size_from_index(struct cache *c, const struct pol_registration *r,
 }
 
 /* Absolute CLOCK_REALTIME time ms from now, for a timed wait. */
-static struct timespec deadline_in(long long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 int cache_blob_size(struct cache *c, const struct pol_registration *r,
 		    long wait_ms, uint64_t *size)
 {
@@ -342,7 +328,7 @@ int cache_blob_size(struct cache *c, const struct pol_registration *r,
 			break;
 		}
 		{
-			struct timespec ts = deadline_in(end - now);
+			struct timespec ts = af_deadline(CLOCK_REALTIME, end - now);
 
 			pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 		}

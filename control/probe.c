@@ -357,13 +357,7 @@ int ctl_probes_ask(struct ctl_probes *p, const char *project,
 
 	if (!ctl_remote_reachable(p->remote))
 		return -ENOENT;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = af_deadline(CLOCK_MONOTONIC, wait_ms);
 	pthread_mutex_lock(&p->lock);
 	if (p->stop)
 		goto out_unlock;

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #define AF_EBASE	(-4096)
 
@@ -93,6 +94,13 @@ void af_vlog(enum af_log_level level, const char *fmt, va_list ap);
 /* Monotonic and wall clocks in milliseconds. */
 long long af_now_ms(void);
 long long af_wall_ms(void);
+
+/*
+ * The moment ms milliseconds from now on clock (CLOCK_REALTIME, or
+ * CLOCK_MONOTONIC for a condition variable set to it), normalised: the
+ * deadline pthread_cond_timedwait takes.
+ */
+struct timespec af_deadline(clockid_t clock, long long ms);
 
 /*
  * Formats epoch seconds as RFC 3339 UTC ("2026-03-09T12:00:00Z") into buf,

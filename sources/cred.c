@@ -810,15 +810,8 @@ static void *worker_main(void *arg)
 
 		s = next_due(p, &wait);
 		if (!s) {
-			struct timespec ts;
+			struct timespec ts = af_deadline(CLOCK_MONOTONIC, wait);
 
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
 			pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 			continue;
 		}
