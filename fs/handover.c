@@ -48,7 +48,7 @@ int fs_fdlist_add(struct fs_fdlist *l, int fd)
 
 /*
  * Wakes the thread in fs_serve: libfuse's loop waits on a semaphore that
- * only a signal interrupts (its own SIGTERM handler relies on that).
+ * only a signal delivered to that thread interrupts.
  */
 static void on_wake(int sig)
 {
@@ -68,15 +68,70 @@ bool fs_stop_requested(const struct fs_ctx *ctx)
 	return atomic_load(&ctx->stop_requested);
 }
 
-/* Installs the wake-up handler (no SA_RESTART: the wait must end). */
-void fs_handover_signals(void)
+/*
+ * SIGTERM and SIGINT end the loop: libfuse's handler marks the session
+ * exited. A process-directed signal lands on any thread that does not
+ * block it, though, and only the serving thread and a worker in read(2)
+ * notice: one that lands on the HTTP engine, the audit writer or another
+ * thread of ours left the loop waiting for the next FUSE request, and
+ * `systemctl stop` hanging. So wherever it lands, the serving thread is
+ * woken too (pthread_kill is async-signal-safe).
+ */
+static const int stop_sigs[] = { SIGTERM, SIGINT };
+static struct sigaction fuse_stop_sa[2];	/* libfuse's, restored after */
+static bool stop_wrapped[2];
+static pthread_t stop_thread;
+static _Atomic bool stop_armed;
+
+static void on_stop(int sig)
+{
+	int saved = errno;
+	int i = sig == SIGINT;
+
+	if (fuse_stop_sa[i].sa_handler != SIG_DFL &&
+	    fuse_stop_sa[i].sa_handler != SIG_IGN)
+		fuse_stop_sa[i].sa_handler(sig);
+	if (atomic_load(&stop_armed) &&
+	    !pthread_equal(pthread_self(), stop_thread))
+		pthread_kill(stop_thread, SIGUSR2);
+	errno = saved;
+}
+
+void fs_stop_signals(struct fs_ctx *ctx)
 {
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_wake;
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);	/* no SA_RESTART: the wait must end */
+	stop_thread = ctx->serve_thread;
+	for (size_t i = 0; i < 2; i++) {
+		stop_wrapped[i] = false;
+		if (sigaction(stop_sigs[i], NULL, &fuse_stop_sa[i]) < 0)
+			continue;
+		/* Ignored (a script's background job) or libfuse's default: left. */
+		if (fuse_stop_sa[i].sa_handler == SIG_DFL ||
+		    fuse_stop_sa[i].sa_handler == SIG_IGN ||
+		    (fuse_stop_sa[i].sa_flags & SA_SIGINFO))
+			continue;
+		sa.sa_handler = on_stop;
+		sa.sa_flags = 0;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(stop_sigs[i], &sa, NULL) == 0)
+			stop_wrapped[i] = true;
+	}
+	atomic_store(&stop_armed, true);
+}
+
+void fs_stop_signals_restore(void)
+{
+	atomic_store(&stop_armed, false);
+	for (size_t i = 0; i < 2; i++) {
+		if (stop_wrapped[i])
+			sigaction(stop_sigs[i], &fuse_stop_sa[i], NULL);
+		stop_wrapped[i] = false;
+	}
 }
 
 /* ---- the old daemon ----------------------------------------------------- */

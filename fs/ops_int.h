@@ -244,9 +244,13 @@ int fs_fdlist_add(struct fs_fdlist *l, int fd);
  * added to l), rebuilt from such a description (adopt; the fds it keeps
  * become -1 in fds), and started in the new process (adopt_resume).
  */
-/* handover.c: the wake-up signal of fs_request_stop; unmount of an
- * adopted mount at the end. */
-void fs_handover_signals(void);
+/*
+ * handover.c: the signals that end fs_serve's loop (fs_request_stop's
+ * wake-up, and SIGTERM or SIGINT whichever thread they land on), set for
+ * the loop and put back after; unmount of an adopted mount at the end.
+ */
+void fs_stop_signals(struct fs_ctx *ctx);
+void fs_stop_signals_restore(void);
 void fs_adopt_unmount(struct fs_ctx *ctx);
 /* The inode table and open directories, described and rebuilt. */
 int fs_inodes_export(struct fs_ctx *ctx, json_t *doc);

@@ -245,8 +245,8 @@ int fs_serve(struct fs_ctx *ctx)
 		       af_strerror(rc));
 		return rc;
 	}
-	fs_handover_signals();
 	ctx->serve_thread = pthread_self();
+	fs_stop_signals(ctx);
 	atomic_store(&ctx->serving, true);
 	/* A stop asked before the loop started still ends it at once. */
 	if (atomic_load(&ctx->stop_requested))
@@ -254,6 +254,7 @@ int fs_serve(struct fs_ctx *ctx)
 	/* > 0 is the signal that ended the loop (SIGTERM, SIGINT): a clean exit. */
 	rc = fuse_session_loop_mt(ctx->se, loop);
 	atomic_store(&ctx->serving, false);
+	fs_stop_signals_restore();
 	fs_inval_stop(ctx);
 	fs_auditq_stop(ctx);
 	fuse_loop_cfg_destroy(loop);

@@ -313,11 +313,26 @@ mount_af() {
 	return 1
 }
 
-# umount_af: SIGTERM, which must unmount cleanly and exit 0.
+# umount_af: SIGTERM, which must unmount cleanly and exit 0, within
+# UMOUNT_WAIT seconds (60): a stop that hangs fails here, named, rather
+# than at the test's timeout.
 umount_af() {
-	local rc
+	local rc i
 	[ -n "$AF_PID" ] || return 0
 	kill -TERM "$AF_PID"
+	for i in $(seq 1 $((${UMOUNT_WAIT:-60} * 10))); do
+		kill -0 "$AF_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$AF_PID" 2>/dev/null; then
+		fail "the daemon did not exit within ${UMOUNT_WAIT:-60} s of SIGTERM"
+		grep -H . /proc/"$AF_PID"/task/*/comm /proc/"$AF_PID"/task/*/wchan 2>/dev/null >&2
+		kill -KILL "$AF_PID"
+		wait "$AF_PID" 2>/dev/null
+		AF_PID=""
+		umount -l "$T/mnt" 2>/dev/null
+		return 1
+	fi
 	wait "$AF_PID"; rc=$?
 	AF_PID=""
 	if mountpoint -q "$T/mnt"; then

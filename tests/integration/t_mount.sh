@@ -46,3 +46,41 @@ sed "s|^dir = $T/cache|dir = /proc/artifactfs-cannot-be-here|" "$T/artifactfs.co
 expect "unusable cache.dir: exit 1" 1 echo $rc
 ok "the error names the cache dir" grep -q "artifactfs-cannot-be-here" "$T/badcache.out"
 ok "nothing mounted" sh -c "! mountpoint -q '$T/mnt'"
+
+# SIGTERM to the process lands on any thread that does not block it. Sent
+# to each thread of ours in turn (tgkill), not only the main one or a
+# FUSE worker, it must end the session at once: it once left the loop
+# waiting for the next FUSE request, and a stop hanging for minutes.
+tgkill() {
+	python3 -c 'import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); sys.exit(0 if libc.syscall(234, int(sys.argv[1]), int(sys.argv[2]), 15) == 0 else 1)' "$1" "$2"
+}
+k=0
+while :; do
+	mount_af || break
+	cat "$T/mnt/vision/m.bin@$d" >/dev/null
+	tids=$(for t in /proc/"$AF_PID"/task/*; do
+		tid=${t##*/}
+		[ "$tid" = "$AF_PID" ] && continue
+		grep -qx fuse_worker "$t/comm" 2>/dev/null && continue
+		echo "$tid"
+	done | sort -n)
+	tid=$(echo "$tids" | sed -n "$((k + 1))p")
+	if [ -z "$tid" ]; then
+		ok "clean unmount" umount_af
+		break
+	fi
+	comm=$(cat /proc/"$AF_PID"/task/"$tid"/comm 2>/dev/null)
+	tgkill "$AF_PID" "$tid"
+	pid=$AF_PID
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	if kill -0 "$pid" 2>/dev/null; then
+		fail "SIGTERM on thread $((k + 1)) ($comm): the daemon did not exit within 10 s"
+		umount_af
+		break
+	fi
+	wait "$pid"; rc=$?
+	AF_PID=""
+	ok "SIGTERM on thread $((k + 1)) ($comm): exit 0, unmounted" sh -c "test $rc = 0 && ! mountpoint -q '$T/mnt'"
+	k=$((k + 1))
+done
+ok "SIGTERM tried on several threads of ours" test "$k" -ge 4
