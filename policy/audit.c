@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,18 @@
 #define AUDIT_URI_MAX	4096
 /* While writes fail, the log says so again this often. */
 #define AUDIT_NAG_MS	60000
+/*
+ * How long a line waits for a pipe or socket that takes no writes (a
+ * reader that stopped reading). Past it the line is lost, counted, and
+ * later lines do not wait at all until a write goes through again: a
+ * stalled reader costs lines, never a thread, and never a stop.
+ */
+#define AUDIT_STALL_MS	2000
 
 struct audit {
 	int fd;			/* -1 when no file; fixed after open */
 	bool use_syslog;	/* fixed after open */
+	bool nonblock;		/* fd is a pipe, socket or device; fixed */
 	char *path;		/* fixed after open; NULL when no file */
 	pthread_mutex_t lock;	/* orders lines; guards what follows */
 	bool failing;		/* the last write failed */
@@ -52,6 +61,27 @@ static int make_parents(const char *path)
 	return ret;
 }
 
+/*
+ * A regular file takes writes at the disk's pace; a FIFO or a socket
+ * takes them at its reader's, which may stop. Those get O_NONBLOCK, and
+ * a write waits for them at most AUDIT_STALL_MS (audit_write_line).
+ */
+static int set_nonblock(struct audit *a)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(a->fd, &st) < 0)
+		return -errno;
+	if (S_ISREG(st.st_mode))
+		return 0;
+	fl = fcntl(a->fd, F_GETFL);
+	if (fl < 0 || fcntl(a->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	a->nonblock = true;
+	return 0;
+}
+
 int audit_open(const char *path, bool use_syslog, struct audit **out)
 {
 	struct audit *a;
@@ -73,6 +103,9 @@ int audit_open(const char *path, bool use_syslog, struct audit **out)
 			ret = -errno;
 			goto out_free;
 		}
+		ret = set_nonblock(a);
+		if (ret < 0)
+			goto out_close;
 		a->path = strdup(path);
 		if (!a->path) {
 			ret = -ENOMEM;
@@ -175,6 +208,13 @@ int audit_emit(struct audit *a, const struct audit_event *ev)
  * not optional): at the first failure, again every AUDIT_NAG_MS while it
  * lasts, and when writes work again, with the count. Lock held.
  */
+static const char *why(int ret)
+{
+	if (ret == -ETIMEDOUT || ret == -EAGAIN)
+		return "its reader takes no writes";
+	return af_strerror(ret);
+}
+
 static void note_result(struct audit *a, int ret)
 {
 	long long now = af_now_ms();
@@ -186,12 +226,11 @@ static void note_result(struct audit *a, int ret)
 			a->failing = true;
 			a->said_ms = now;
 			af_err("audit log %s: write failed: %s: audit events are being lost",
-			       a->path, af_strerror(ret));
+			       a->path, why(ret));
 		} else if (now - a->said_ms >= AUDIT_NAG_MS) {
 			a->said_ms = now;
 			af_err("audit log %s: still failing (%s): %llu events lost so far",
-			       a->path, af_strerror(ret),
-			       (unsigned long long)a->lost);
+			       a->path, why(ret), (unsigned long long)a->lost);
 		}
 		return;
 	}
@@ -203,8 +242,35 @@ static void note_result(struct audit *a, int ret)
 	}
 }
 
+/* The deadline of one line's write, set at its first wait. */
+static long long deadline_ms(long long *deadline)
+{
+	if (!*deadline)
+		*deadline = af_now_ms() + AUDIT_STALL_MS;
+	return *deadline;
+}
+
+/* Waits until the fd takes writes, or the deadline: -ETIMEDOUT. */
+static int wait_writable(struct audit *a, long long deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = a->fd, .events = POLLOUT };
+		long long left = deadline - af_now_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, (int)left);
+		if (r > 0)
+			return 0;	/* writable, or an error write will name */
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 int audit_write_line(struct audit *a, char *line)
 {
+	long long deadline = 0;
 	const char *p;
 	size_t n;
 	int ret = 0;
@@ -220,6 +286,12 @@ int audit_write_line(struct audit *a, char *line)
 			if (errno == EINTR)
 				continue;
 			ret = -errno;
+			/* A line begun is finished if it can be: whole lines. */
+			if (ret == -EAGAIN && (!a->failing || p != line)) {
+				ret = wait_writable(a, deadline_ms(&deadline));
+				if (ret == 0)
+					continue;
+			}
 			break;
 		}
 		p += w;

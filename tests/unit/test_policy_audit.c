@@ -342,6 +342,70 @@ static void test_write_failures_said(void **state)
 	signal(SIGPIPE, old);
 }
 
+/*
+ * A FIFO whose reader holds it open and never reads: the line that finds
+ * it full waits AUDIT_STALL_MS at most and is lost; while that lasts,
+ * later lines do not wait at all (a stop drains the queue at once), and
+ * lines are whole; when the reader reads again, writes go through.
+ */
+static void stalled_reader(void)
+{
+	struct audit_event ev = { .event = "open", .project = "vision",
+				  .reason = "x" };
+	struct audit *a;
+	int rd = open(fifo_path, O_RDONLY | O_NONBLOCK);
+	static char buf[1 << 20];
+	size_t total, len;
+	long long t0, t1;
+	int ret = 0, n = 0;
+	ssize_t got;
+
+	assert_true(rd >= 0);
+	assert_int_equal(audit_open(fifo_path, false, &a), 0);
+	t0 = af_now_ms();
+	while (n < 100000 && (ret = audit_emit(a, &ev)) == 0)
+		n++;
+	t1 = af_now_ms();
+	assert_int_equal(ret, -ETIMEDOUT);
+	assert_true(n > 10);		/* the pipe took lines until full */
+	assert_true(t1 - t0 >= 1900);	/* the first refusal waited */
+	t0 = af_now_ms();
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(audit_emit(a, &ev), -EAGAIN);
+	t1 = af_now_ms();
+	assert_true(t1 - t0 < 1900);	/* and the next ones did not */
+	/* The pipe holds the n lines taken, whole (all of one length). */
+	total = 0;
+	while (total < sizeof(buf) &&
+	       (got = read(rd, buf + total, sizeof(buf) - total)) > 0)
+		total += (size_t)got;
+	assert_true(total > 0 && total < sizeof(buf));
+	len = strcspn(buf, "\n") + 1;
+	assert_int_equal(total, (size_t)n * len);
+	for (size_t i = len - 1; i < total; i += len)
+		assert_int_equal(buf[i], '\n');
+	assert_int_equal(audit_emit(a, &ev), 0);
+	audit_close(a);
+	close(rd);
+}
+
+static void test_stalled_reader(void **state)
+{
+	char dir[] = "/tmp/test_audit_XXXXXX";
+	char *text;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(fifo_path, sizeof(fifo_path), "%s/audit.fifo", dir);
+	assert_int_equal(mkfifo(fifo_path, 0600), 0);
+	text = capture_log(AF_LOG_TEXT, AF_LOG_INFO, stalled_reader);
+	assert_non_null(strstr(text, "audit.fifo: write failed: its reader takes no writes"));
+	assert_non_null(strstr(text, "audit.fifo: writable again after 1001 events were lost"));
+	free(text);
+	unlink(fifo_path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_open_emit),
 		cmocka_unit_test(test_log),
 		cmocka_unit_test(test_write_failures_said),
+		cmocka_unit_test(test_stalled_reader),
 	};
 
 	return cmocka_run_group_tests_name("policy_audit", tests, NULL, NULL);
