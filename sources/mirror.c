@@ -112,14 +112,9 @@ static int mirror_hook(void *arg, struct http_req *rq, char *reason,
 	int err;
 
 	err = src_cred_sub_take(ep->cred, &ref, reason, reasonlen);
-	if (err != 0 || ref == NULL)
+	if (err != 0)
 		return err;
-	if (ref->c->bearer_token != NULL)
-		err = src_add_header(&rq->hdrs, reason, reasonlen,
-				     "Authorization: Bearer %s",
-				     ref->c->bearer_token);
-	cred_put(ref);
-	return err;
+	return src_add_bearer(rq, ref, reason, reasonlen);
 }
 
 /*

@@ -393,6 +393,21 @@ int src_add_header(struct curl_slist **l, char *reason, size_t reasonlen,
 	return 0;
 }
 
+int src_add_bearer(struct http_req *rq, struct cred_ref *ref, char *reason,
+		   size_t reasonlen)
+{
+	int err = 0;
+
+	if (ref == NULL)
+		return 0;
+	if (ref->c->bearer_token != NULL)
+		err = src_add_header(&rq->hdrs, reason, reasonlen,
+				     "Authorization: Bearer %s",
+				     ref->c->bearer_token);
+	cred_put(ref);
+	return err;
+}
+
 int src_bearer_hook(void *arg, struct http_req *rq, char *reason,
 		    size_t reasonlen)
 {
@@ -401,14 +416,9 @@ int src_bearer_hook(void *arg, struct http_req *rq, char *reason,
 	int err;
 
 	err = src_cred_take(s, &ref, reason, reasonlen);
-	if (err != 0 || ref == NULL)
+	if (err != 0)
 		return err;
-	if (ref->c->bearer_token != NULL)
-		err = src_add_header(&rq->hdrs, reason, reasonlen,
-				     "Authorization: Bearer %s",
-				     ref->c->bearer_token);
-	cred_put(ref);
-	return err;
+	return src_add_bearer(rq, ref, reason, reasonlen);
 }
 
 char *src_pct_decode(const char *p, size_t n)

@@ -135,6 +135,13 @@ int src_cred_sub_take(struct cred_sub *sub, struct cred_ref **out,
 int src_add_header(struct curl_slist **l, char *reason, size_t reasonlen,
 		   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/*
+ * Adds "Authorization: Bearer" from ref's credential to rq when it has a
+ * bearer token, and releases ref (NULL: nothing). 0 or -errno.
+ */
+int src_add_bearer(struct http_req *rq, struct cred_ref *ref, char *reason,
+		   size_t reasonlen);
+
 /* The hook of types whose credential is a bearer token (https, gcs). */
 int src_bearer_hook(void *arg, struct http_req *rq, char *reason,
 		    size_t reasonlen);
