@@ -123,6 +123,17 @@ static void getxattr_of(fuse_req_t req, struct fs_ctx *ctx,
 		reply_xattr_value(req, val, (size_t)rc, size);
 		return;
 	}
+	/*
+	 * Only the user namespace exists here: security.*, system.* (POSIX
+	 * ACLs), trusted.* are not supported rather than absent, so that a
+	 * tool that probes them (ls -l asks for an SELinux label and an ACL
+	 * on every file) learns it once per file system instead of asking
+	 * the daemon twice per file (issue 9: ls -l of 10,000 entries).
+	 */
+	if (strncmp(name, "user.", 5) != 0) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (n->kind != FS_BLOB ||
 	    strncmp(name, FS_XATTR_PREFIX, strlen(FS_XATTR_PREFIX)) != 0) {
 		fuse_reply_err(req, ENODATA);

@@ -34,6 +34,15 @@ expect "xattr trust_state" verified getfattr --only-values -n user.artifact.trus
 expect "xattr cache_state verified" verified getfattr --only-values -n user.artifact.cache_state "$f"
 ok "xattr verified_at is RFC 3339" sh -c "getfattr --only-values -n user.artifact.verified_at '$f' | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$'"
 expect "no denied_reason when allowed" "" sh -c "getfattr --only-values -n user.artifact.denied_reason '$f' 2>/dev/null"
+# Only the user namespace exists: other namespaces are not supported
+# (ls -l learns it once, instead of two requests per file), and a user.
+# name that is not ours is absent.
+expect "security.selinux: not supported" EOPNOTSUPP "$PROBE" getxattr "$f" security.selinux
+expect "system.posix_acl_access: not supported" EOPNOTSUPP "$PROBE" getxattr "$f" system.posix_acl_access
+expect "trusted.x on the project: not supported" EOPNOTSUPP "$PROBE" getxattr "$T/mnt/vision" trusted.x
+expect "user.artifact.nope: absent" ENODATA "$PROBE" getxattr "$f" user.artifact.nope
+expect "user.other on the root: absent" ENODATA "$PROBE" getxattr "$T/mnt" user.other
+expect "ls -l: no ACL or label mark" "-r--r--r-- " sh -c "ls -l '$f' | cut -c1-11"
 ok "audit has verify_ok" audit_has verify_ok "${dig[big]}"
 ok "audit has open with pid" sh -c "grep '\"event\":\"open\"' '$T/audit.jsonl' | grep -q '\"pid\":'"
 # A second read is served from the cache: no new bytes from nginx.

@@ -13,6 +13,8 @@
  *   afprobe unlink PATH | rmdir PATH | mkdir PATH | truncate PATH
  *   afprobe rename FROM TO | link FROM TO | symlink TARGET PATH
  *   afprobe chmod PATH | setxattr PATH
+ *   afprobe getxattr PATH NAME     lgetxattr of NAME (its value is not
+ *                                  printed: "ok" when it has one)
  *   afprobe hold PATH REF STOPFILE [mmap]
  *                                  open PATH once (and map it), then pread
  *                                  (or read the mapping) at random offsets,
@@ -220,6 +222,11 @@ int main(int argc, char **argv)
 		return result(link(path, argv[3]));
 	if (strcmp(op, "symlink") == 0)
 		return result(symlink(path, argv[3]));
+	if (strcmp(op, "getxattr") == 0) {
+		char v[4096];
+
+		return result(lgetxattr(path, argv[3], v, sizeof(v)) < 0 ? -1 : 0);
+	}
 	if (strcmp(op, "hold") == 0 && argc >= 5)
 		return hold(path, argv[3], argv[4],
 			    argc > 5 && strcmp(argv[5], "mmap") == 0);
