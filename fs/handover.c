@@ -88,9 +88,7 @@ static void on_stop(int sig)
 	int saved = errno;
 	int i = sig == SIGINT;
 
-	if (fuse_stop_sa[i].sa_handler != SIG_DFL &&
-	    fuse_stop_sa[i].sa_handler != SIG_IGN)
-		fuse_stop_sa[i].sa_handler(sig);
+	fuse_stop_sa[i].sa_handler(sig);	/* wrapped only when a function */
 	if (atomic_load(&stop_armed) &&
 	    !pthread_equal(pthread_self(), stop_thread))
 		pthread_kill(stop_thread, SIGUSR2);

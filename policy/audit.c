@@ -30,7 +30,6 @@
 struct audit {
 	int fd;			/* -1 when no file; fixed after open */
 	bool use_syslog;	/* fixed after open */
-	bool nonblock;		/* fd is a pipe, socket or device; fixed */
 	char *path;		/* fixed after open; NULL when no file */
 	pthread_mutex_t lock;	/* orders lines; guards what follows */
 	bool failing;		/* the last write failed */
@@ -78,7 +77,6 @@ static int set_nonblock(struct audit *a)
 	fl = fcntl(a->fd, F_GETFL);
 	if (fl < 0 || fcntl(a->fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		return -errno;
-	a->nonblock = true;
 	return 0;
 }
 
@@ -203,11 +201,7 @@ int audit_emit(struct audit *a, const struct audit_event *ev)
 	return ret;
 }
 
-/*
- * Says loudly that lines are being lost (DESIGN §8: the audit trail is
- * not optional): at the first failure, again every AUDIT_NAG_MS while it
- * lasts, and when writes work again, with the count. Lock held.
- */
+/* What a failed write is called in the daemon log. */
 static const char *why(int ret)
 {
 	if (ret == -ETIMEDOUT || ret == -EAGAIN)
@@ -215,6 +209,11 @@ static const char *why(int ret)
 	return af_strerror(ret);
 }
 
+/*
+ * Says loudly that lines are being lost (DESIGN §8: the audit trail is
+ * not optional): at the first failure, again every AUDIT_NAG_MS while it
+ * lasts, and when writes work again, with the count. Lock held.
+ */
 static void note_result(struct audit *a, int ret)
 {
 	long long now = af_now_ms();
@@ -240,14 +239,6 @@ static void note_result(struct audit *a, int ret)
 		a->failing = false;
 		a->lost = 0;
 	}
-}
-
-/* The deadline of one line's write, set at its first wait. */
-static long long deadline_ms(long long *deadline)
-{
-	if (!*deadline)
-		*deadline = af_now_ms() + AUDIT_STALL_MS;
-	return *deadline;
 }
 
 /* Waits until the fd takes writes, or the deadline: -ETIMEDOUT. */
@@ -288,7 +279,9 @@ int audit_write_line(struct audit *a, char *line)
 			ret = -errno;
 			/* A line begun is finished if it can be: whole lines. */
 			if (ret == -EAGAIN && (!a->failing || p != line)) {
-				ret = wait_writable(a, deadline_ms(&deadline));
+				if (!deadline)	/* one line waits at most this */
+					deadline = af_now_ms() + AUDIT_STALL_MS;
+				ret = wait_writable(a, deadline);
 				if (ret == 0)
 					continue;
 			}
