@@ -313,20 +313,30 @@ mount_af() {
 	return 1
 }
 
-# umount_af: SIGTERM, which must unmount cleanly and exit 0, within
-# UMOUNT_WAIT seconds (60): a stop that hangs fails here, named, rather
-# than at the test's timeout.
-umount_af() {
-	local rc i
-	[ -n "$AF_PID" ] || return 0
-	kill -TERM "$AF_PID"
-	for i in $(seq 1 $((${UMOUNT_WAIT:-60} * 10))); do
-		kill -0 "$AF_PID" 2>/dev/null || break
+# stop_wait PID SECS: SIGTERM to PID, then up to SECS seconds for it to
+# end. 1 when it did not, after saying where each of its threads waits:
+# a stop that hangs is named, not left to the test's timeout.
+stop_wait() {
+	local pid=$1 secs=$2 t
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 $((secs * 10))); do
+		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
-	if kill -0 "$AF_PID" 2>/dev/null; then
+	log "daemon $pid still runs $secs s after SIGTERM: $(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)"
+	for t in /proc/"$pid"/task/*; do
+		log "  thread $(basename "$t") $(cat "$t/comm" 2>/dev/null) in $(cat "$t/wchan" 2>/dev/null)"
+	done
+	return 1
+}
+
+# umount_af: SIGTERM, which must unmount cleanly and exit 0, within
+# UMOUNT_WAIT seconds (60); a daemon still there then is killed.
+umount_af() {
+	local rc
+	[ -n "$AF_PID" ] || return 0
+	if ! stop_wait "$AF_PID" "${UMOUNT_WAIT:-60}"; then
 		fail "the daemon did not exit within ${UMOUNT_WAIT:-60} s of SIGTERM"
-		grep -H . /proc/"$AF_PID"/task/*/comm /proc/"$AF_PID"/task/*/wchan 2>/dev/null >&2
 		kill -KILL "$AF_PID"
 		wait "$AF_PID" 2>/dev/null
 		AF_PID=""

@@ -4,6 +4,7 @@
 # (Ed25519, and the ECDSA P-256 variant) and a policy that a real mount
 # accepts as attested.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/attest.sh"
 doc=$(cd "$(dirname "$0")/../.." && pwd)/docs/ATTESTATION.md
 af_world
 W=$T/publisher
@@ -25,15 +26,7 @@ ok "attested artifact opens under min_trust_state attested" cmp "$T/www/resnet50
 expect "attestation xattr" "verified:publisher-2026" getfattr --only-values -n user.artifact.attestation "$f"
 expect "trust_state xattr" "attested" getfattr --only-values -n user.artifact.trust_state "$f"
 # The P-256 envelope of the doc, in place of the Ed25519 one.
-python3 - "$reg" "$W/envelope-p256.json" <<'PY'
-import json, sys
-with open(sys.argv[1]) as f:
-    reg = json.load(f)
-with open(sys.argv[2]) as f:
-    reg["attestation"] = json.load(f)
-with open(sys.argv[1], "w") as f:
-    json.dump(reg, f)
-PY
+set_attestation "$reg" "$(cat "$W/envelope-p256.json")"
 kill -HUP "$AF_PID"; sleep 2.5
 expect "P-256 envelope: attestation xattr" "verified:publisher-p256" getfattr --only-values -n user.artifact.attestation "$f"
 ok "P-256 envelope: opens" cmp "$T/www/resnet50.safetensors" "$f"

@@ -7,37 +7,14 @@
 . "$(dirname "$0")/lib.sh"
 refresh=2
 cp_world "${refresh}s"
-K=$T/keys
-mkdir -p "$K"
-openssl genpkey -algorithm ed25519 -out "$K/ed.key" 2>/dev/null
-openssl pkey -in "$K/ed.key" -pubout -out "$K/ed.pub"
-openssl genpkey -algorithm ed25519 -out "$K/other.key" 2>/dev/null
-statement() {
-	printf '{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"%s","digest":{"sha256":"%s"}}],"predicateType":"https://example.com/t/v1","predicate":{}}' "$1" "$2"
-}
-# envelope STATEMENT KEY KEYID: a DSSE envelope signed over PAE.
-envelope() {
-	local st=$1 key=$2 keyid=$3 type=application/vnd.in-toto+json
-	printf '%s' "$st" >"$K/st.json"
-	printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(wc -c <"$K/st.json")" >"$K/pae.bin"
-	cat "$K/st.json" >>"$K/pae.bin"
-	openssl pkeyutl -sign -inkey "$K/$key.key" -rawin -in "$K/pae.bin" -out "$K/sig.bin"
-	printf '{"payloadType":"%s","payload":"%s","signatures":[{"keyid":"%s","sig":"%s"}]}' \
-		"$type" "$(openssl base64 -A -in "$K/st.json")" "$keyid" "$(openssl base64 -A -in "$K/sig.bin")"
-}
+. "$(dirname "$0")/attest.sh"
+attest_keys
 # attest FILE KEY: registers $T/www/FILE as attested, signed with KEY as k-ed.
 attest() {
-	local d f
+	local d
 	d=$(register "$1" trust=attested)
-	f="$T/registry/vision-$1-${d#sha256:}.json"
-	python3 - "$f" "$(envelope "$(statement "vision/$1" "${d#sha256:}")" "$2" k-ed)" <<'EOF'
-import json, sys
-with open(sys.argv[1]) as f:
-    reg = json.load(f)
-reg["attestation"] = json.loads(sys.argv[2])
-with open(sys.argv[1], "w") as f:
-    json.dump(reg, f)
-EOF
+	set_attestation "$T/registry/vision-$1-${d#sha256:}.json" \
+		"$(envelope "$(statement "vision/$1" "${d#sha256:}")" "$2" k-ed)"
 	echo "$d"
 }
 # keys on|off: the policy's attestation keys (k-ed, or none), min attested.

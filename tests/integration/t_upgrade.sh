@@ -51,18 +51,8 @@ fds_of() { ls -l "/proc/$1/fd" | grep -vcE '/dev/fuse|pipe:'; }
 # stop_af: SIGTERM to the current daemon (a child or not), wait until it
 # is gone, and it must have unmounted.
 stop_af() {
-	local t
-	kill -TERM "$AF_PID" 2>/dev/null
-	for _ in $(seq 1 300); do kill -0 "$AF_PID" 2>/dev/null || break; sleep 0.1; done
+	stop_wait "$AF_PID" 30 || return 1
 	wait "$AF_PID" 2>/dev/null
-	if kill -0 "$AF_PID" 2>/dev/null; then
-		# Still there 30 s after SIGTERM: say where each thread waits.
-		log "daemon $AF_PID still runs 30 s after SIGTERM: $(awk '/^State:/ { print $2 }' "/proc/$AF_PID/status")"
-		for t in /proc/"$AF_PID"/task/*; do
-			log "  thread $(basename "$t") $(cat "$t/comm") in $(cat "$t/wchan" 2>/dev/null)"
-		done
-		return 1
-	fi
 	AF_PID=""
 	! mountpoint -q "$T/mnt"
 }
